@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Idempotent toolchain setup: Debian packages, the Python venv, Ollama and helm built from their Go
+# modules, the podman systemd image for molecule. Each step is skipped when its result is present.
+set -euo pipefail
+source "$(dirname "$0")/env.sh"
+cd "$PROJECT_ROOT"
+
+say() { printf '==> %s\n' "$*"; }
+
+DEBIAN_PACKAGES=(podman runc debootstrap docker-registry nginx-light nlohmann-json3-dev libstb-dev
+                 gcc g++ make curl ca-certificates)
+
+install_debian_packages() {
+  local missing=()
+  for pkg in "${DEBIAN_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
+  done
+  if ((${#missing[@]})); then
+    say "installing Debian packages: ${missing[*]}"
+    local sudo=""
+    [ "$(id -u)" = 0 ] || sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+  fi
+}
+
+install_python_venv() {
+  local stamp=.venv/.requirements.sha256
+  local want
+  want=$(sha256sum requirements.txt | cut -d' ' -f1)
+  [ -x .venv/bin/python ] || { say "creating .venv"; python3 -m venv .venv; }
+  if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+    say "installing Python requirements into .venv"
+    .venv/bin/pip install -q -r requirements.txt
+    echo "$want" > "$stamp"
+  fi
+}
+
+# Ollama 0.18.3 builds from its Go module with cgo; the module zip lacks llama.cpp's vendor/ headers,
+# which come from Debian (nlohmann json, stb) and from the miniaudio sdist on PyPI.
+build_ollama() {
+  if "$OLLAMA_BIN" --version 2>/dev/null | grep -q "$OLLAMA_VERSION"; then return; fi
+  say "building ollama $OLLAMA_VERSION from its Go module (several minutes on 2 cores)"
+  local src="$AIPLATFORM_OLLAMA_CACHE/src"
+  mkdir -p "$src/dl" "$src/inc/miniaudio" "$(dirname "$OLLAMA_BIN")"
+  [ -f "$src/dl/miniaudio-1.71.tar.gz" ] ||
+    .venv/bin/pip download -q --no-deps --no-binary :all: -d "$src/dl" miniaudio==1.71
+  tar -xzf "$src/dl/miniaudio-1.71.tar.gz" -O miniaudio-1.71/miniaudio/miniaudio.h \
+    > "$src/inc/miniaudio/miniaudio.h"
+  CGO_CPPFLAGS="-I$src/inc" GOBIN="$(dirname "$OLLAMA_BIN")" \
+    go install "github.com/ollama/ollama@v$OLLAMA_VERSION"
+}
+
+build_helm() {
+  if "$HELM_BIN" version --short 2>/dev/null | grep -q "$HELM_VERSION"; then return; fi
+  say "building helm $HELM_VERSION from its Go module"
+  mkdir -p "$(dirname "$HELM_BIN")"
+  GOBIN="$(dirname "$HELM_BIN")" go install "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
+}
+
+install_debian_packages
+install_python_venv
+build_ollama
+build_helm
+"$PROJECT_ROOT/tools/podman_image.sh"
+say "toolchain ready (cache: $AIPLATFORM_OLLAMA_CACHE)"
