@@ -47,15 +47,18 @@ build_ollama() {
     .venv/bin/pip download -q --no-deps --no-binary :all: -d "$src/dl" miniaudio==1.71
   tar -xzf "$src/dl/miniaudio-1.71.tar.gz" -O miniaudio-1.71/miniaudio/miniaudio.h \
     > "$src/inc/miniaudio/miniaudio.h"
+  # the release scripts stamp the version at link time; without it the server reports 0.0.0
   CGO_CPPFLAGS="-I$src/inc" GOBIN="$(dirname "$OLLAMA_BIN")" \
-    go install "github.com/ollama/ollama@v$OLLAMA_VERSION"
+    go install -ldflags "-X=github.com/ollama/ollama/version.Version=$OLLAMA_VERSION -X=github.com/ollama/ollama/server.mode=release" \
+    "github.com/ollama/ollama@v$OLLAMA_VERSION"
 }
 
 build_helm() {
   if "$HELM_BIN" version --short 2>/dev/null | grep -q "$HELM_VERSION"; then return; fi
   say "building helm $HELM_VERSION from its Go module"
   mkdir -p "$(dirname "$HELM_BIN")"
-  GOBIN="$(dirname "$HELM_BIN")" go install "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
+  GOBIN="$(dirname "$HELM_BIN")" go install -ldflags "-X=helm.sh/helm/v3/internal/version.version=$HELM_VERSION" \
+    "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
 }
 
 install_debian_packages

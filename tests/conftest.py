@@ -1,0 +1,88 @@
+"""Session-wide real services: an OCI registry with a blob CDN, an Ollama server, a model factory.
+
+Every process started here is stopped when the session ends; their logs stay in pytest's
+basetemp (the last three runs are kept) and are attached to the report of a failing test.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.services.models import make_gguf
+from tests.services.ollama import OllamaServer
+from tests.services.registry import PublishedModel, Registry
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+_RUNNING: list = []
+
+
+def fixtures_dir() -> Path:
+    """The shared fixtures (chart, Flux CRDs, Ollama API spec); AIPLATFORM_FIXTURES_DIR overrides."""
+    default = PROJECT_ROOT.parent / "shared" / "fixtures"
+    return Path(os.environ.get("AIPLATFORM_FIXTURES_DIR", default))
+
+
+@pytest.fixture(scope="session")
+def shared_fixtures() -> Path:
+    path = fixtures_dir()
+    if not path.is_dir():
+        pytest.skip(f"shared fixtures not found at {path}: set AIPLATFORM_FIXTURES_DIR to a copy of them")
+    return path
+
+
+class ModelFactory:
+    """Deterministic GGUF files, cached per (seed, size) for the session."""
+
+    def __init__(self, workdir: Path):
+        self.workdir = workdir
+
+    def tiny(self, seed: int = 0) -> Path:
+        path = self.workdir / f"tiny-seed{seed}.gguf"
+        return path if path.exists() else make_gguf(path, seed=seed)
+
+    def large(self, size_mb: int, seed: int = 0) -> Path:
+        path = self.workdir / f"large-{size_mb}mb-seed{seed}.gguf"
+        return path if path.exists() else make_gguf(path, seed=seed, size_mb=size_mb)
+
+
+@pytest.fixture(scope="session")
+def model_factory(tmp_path_factory) -> ModelFactory:
+    return ModelFactory(tmp_path_factory.mktemp("models"))
+
+
+@pytest.fixture(scope="session")
+def registry(tmp_path_factory):
+    if not shutil.which("docker-registry") or not shutil.which("nginx", path=os.environ["PATH"] + ":/usr/sbin"):
+        pytest.fail("docker-registry and nginx are needed for the registry fixture: run `make setup`")
+    with Registry.start(tmp_path_factory.mktemp("registry")) as service:
+        _RUNNING.append(service)
+        yield service
+        _RUNNING.remove(service)
+
+
+@pytest.fixture(scope="session")
+def ollama(tmp_path_factory):
+    with OllamaServer.start(tmp_path_factory.mktemp("ollama")) as service:
+        _RUNNING.append(service)
+        yield service
+        _RUNNING.remove(service)
+
+
+@pytest.fixture(scope="session")
+def tiny_model(registry, model_factory) -> PublishedModel:
+    """The tiny model, published as <registry>/library/tiny:latest."""
+    return registry.push_model(model_factory.tiny(seed=0), name="library/tiny", tag="latest")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    report = yield
+    if report.failed and call.when == "call":
+        for service in _RUNNING:
+            logs = service.logs() if hasattr(service, "logs") else service.log_tail()
+            report.sections.append((f"log of {type(service).__name__}", logs))
+    return report

@@ -1,0 +1,66 @@
+"""A real Ollama server (0.18.3, built from its Go module by `make setup`; OLLAMA_BIN overrides)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+from pathlib import Path
+
+from .process import ManagedProcess, free_port
+
+
+def ollama_bin() -> str:
+    path = os.environ.get("OLLAMA_BIN", "")
+    if not path or not os.access(path, os.X_OK):
+        raise FileNotFoundError(
+            f"OLLAMA_BIN={path!r} is not an executable Ollama binary; run `make setup` "
+            "(builds Ollama 0.18.3 into the project cache) or point OLLAMA_BIN at an installed ollama")
+    return path
+
+
+class OllamaServer:
+    """`ollama serve` on a free port of 127.0.0.1 with its model store in workdir/models."""
+
+    def __init__(self, workdir: Path, env: dict | None = None):
+        self.workdir = workdir
+        self.models_dir = workdir / "models"
+        self.port = free_port()
+        self.host = f"127.0.0.1:{self.port}"
+        self.url = f"http://{self.host}"
+        self.binary = ollama_bin()
+        self.env = {
+            "OLLAMA_HOST": self.host,
+            "OLLAMA_MODELS": str(self.models_dir),
+            "HOME": str(workdir),  # its key pair and history stay in the test's directory
+            "OLLAMA_KEEP_ALIVE": "5m",
+            **(env or {}),
+        }
+        self._proc: ManagedProcess | None = None
+
+    @classmethod
+    @contextlib.contextmanager
+    def start(cls, workdir: Path, env: dict | None = None):
+        server = cls(Path(workdir), env)
+        try:
+            server._start()
+            yield server
+        finally:
+            server.stop()
+
+    def _start(self) -> None:
+        self.models_dir.mkdir(parents=True, exist_ok=True)
+        self._proc = ManagedProcess("ollama", [self.binary, "serve"], self.workdir / "ollama.log", env=self.env)
+        self._proc.wait_http(self.url + "/api/version", timeout=60)
+
+    def stop(self) -> None:
+        if self._proc:
+            self._proc.stop()
+
+    def log_tail(self, lines: int = 60) -> str:
+        return self._proc.log_tail(lines) if self._proc else ""
+
+    def cli(self, *args: str, check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess:
+        """Run the ollama CLI against this server."""
+        return subprocess.run([self.binary, *args], env={**os.environ, **self.env}, check=check,
+                              capture_output=True, text=True, timeout=timeout)
