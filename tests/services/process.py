@@ -30,7 +30,7 @@ class ManagedProcess:
         self.name = name
         self.argv = argv
         self.log_path = log_path
-        self._log = open(log_path, "ab")
+        self._log = open(log_path, "ab")  # noqa: SIM115 - stays open as long as the process runs
         self.proc = subprocess.Popen(
             argv,
             stdout=self._log,
