@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.services import process
 from tests.services.models import make_gguf
 from tests.services.ollama import OllamaServer
 from tests.services.registry import PublishedModel, Registry
@@ -86,3 +87,14 @@ def pytest_runtest_makereport(item, call):
             logs = service.logs() if hasattr(service, "logs") else service.log_tail()
             report.sections.append((f"log of {type(service).__name__}", logs))
     return report
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """No test may leave a service process behind: fail the run if one survived its fixture."""
+    survivors = [p for p in process.STARTED if p.group_alive()]
+    for proc in survivors:
+        proc.stop()
+    if survivors:
+        names = ", ".join(f"{p.name} (pid {p.proc.pid})" for p in survivors)
+        print(f"\nERROR: service processes left running after the tests: {names}")
+        session.exitstatus = 1

@@ -23,6 +23,9 @@ class ServiceError(RuntimeError):
     """A service did not start; the message carries the tail of its log."""
 
 
+STARTED: list[ManagedProcess] = []
+
+
 class ManagedProcess:
     """One server process in its own process group, its output in a log file."""
 
@@ -40,6 +43,7 @@ class ManagedProcess:
             cwd=cwd,
             start_new_session=True,
         )
+        STARTED.append(self)
 
     def log_tail(self, lines: int = 40) -> str:
         try:
@@ -63,6 +67,16 @@ class ManagedProcess:
         self.stop()
         raise ServiceError(f"{self.name} did not answer {url} within {timeout}s:\n{self.log_tail()}")
 
+    def group_alive(self) -> bool:
+        """Whether any process of this service's process group (children included) still runs."""
+        try:
+            os.killpg(self.proc.pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+
     def stop(self, grace: float = 10.0) -> None:
         if self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGTERM)
@@ -71,4 +85,6 @@ class ManagedProcess:
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait()
+        if self.group_alive():  # e.g. Ollama's runner or nginx's worker outliving their parent
+            os.killpg(self.proc.pid, signal.SIGKILL)
         self._log.close()
