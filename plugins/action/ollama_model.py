@@ -1,0 +1,118 @@
+# Copyright: (c) 2025, AI Platform team
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""Show the progress of a long pull in the normal ansible-playbook output.
+
+A module cannot print while it runs, so this action starts aiplatform.ollama.ollama_model as an
+asynchronous job, and while the job runs reads the progress file the module keeps on the managed
+host and prints one line (percentage, bytes, rate, ETA) every `progress_interval` seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import shlex
+import time
+
+from ansible.errors import AnsibleActionFail
+from ansible.module_utils.common.text.converters import to_text
+from ansible.plugins.action import ActionBase
+from ansible.utils.display import Display
+
+from ansible_collections.aiplatform.ollama.plugins.module_utils.ollama_api import progress_line
+
+display = Display()
+
+# async_wrapper kills the job after this long; a pull that slow has other problems
+_JOB_LIMIT = 7 * 24 * 3600
+_POLL_DELAYS = (0.25, 0.5, 1.0, 1.0, 2.0)
+_JOB_KEYS = ("ansible_job_id", "started", "finished", "results_file", "_ansible_suppress_tmpdir_delete")
+
+
+class ActionModule(ActionBase):
+    _supports_check_mode = True
+    _supports_async = True
+
+    def run(self, tmp=None, task_vars=None):
+        result = super().run(tmp, task_vars)
+        del tmp
+        args = self._task.args
+        try:
+            interval = float(args.get("progress_interval", 10) or 0)
+        except (TypeError, ValueError):
+            raise AnsibleActionFail(
+                "progress_interval must be a number of seconds, got {!r}".format(args.get("progress_interval"))
+            ) from None
+        plain = (
+            self._task.async_val
+            or self._task.check_mode
+            or interval <= 0
+            or args.get("state", "present") == "absent"
+            or self._connection.always_pipeline_modules
+        )
+        if plain:
+            wrap_async = bool(self._task.async_val) and not self._connection.has_native_async
+            result.update(self._execute_module(task_vars=task_vars, wrap_async=wrap_async))
+            if not wrap_async:
+                self._remove_tmp_path(self._connection._shell.tmpdir)
+            return result
+        result.update(self._run_with_progress(task_vars, interval))
+        return result
+
+    def _async_status(self, jid, async_dir, task_vars, mode="status"):
+        try:
+            return self._execute_module(
+                module_name="ansible.legacy.async_status",
+                task_vars=task_vars,
+                module_args={"jid": jid, "mode": mode, "_async_dir": async_dir},
+            )
+        finally:
+            self._remove_tmp_path(self._connection._shell.tmpdir)
+
+    def _read_progress(self, path):
+        res = self._low_level_execute_command(f"cat {shlex.quote(path)} 2>/dev/null || true", sudoable=True)
+        try:
+            return json.loads(to_text(res.get("stdout") or ""))
+        except ValueError:
+            return None  # not written yet, or already removed at the end of the pull
+
+    def _run_with_progress(self, task_vars, interval):
+        host = task_vars.get("inventory_hostname", "") if task_vars else ""
+        async_dir = self._remote_expand_user(self.get_shell_option("async_dir", default="~/.ansible_async"))
+        progress_path = self._connection._shell.join_path(
+            async_dir, f"ollama_model.{secrets.token_hex(8)}.progress.json"
+        )
+        module_args = dict(self._task.args, progress_file=progress_path)
+
+        self._task.async_val = _JOB_LIMIT
+        try:
+            job = self._execute_module(module_args=module_args, task_vars=task_vars, wrap_async=True)
+        finally:
+            self._task.async_val = 0
+        jid = job.get("ansible_job_id")
+        if job.get("failed") or not jid:
+            return job
+
+        last_print = time.monotonic()
+        polls = 0
+        while True:
+            time.sleep(_POLL_DELAYS[min(polls, len(_POLL_DELAYS) - 1)])
+            polls += 1
+            status = self._async_status(jid, async_dir, task_vars)
+            if status.get("finished") or status.get("failed"):
+                break
+            if time.monotonic() - last_print >= interval:
+                last_print = time.monotonic()
+                snapshot = self._read_progress(progress_path)
+                if snapshot:
+                    display.display(f"{host}: pulling {progress_line(snapshot)}")
+
+        self._async_status(jid, async_dir, task_vars, mode="cleanup")
+        for key in _JOB_KEYS:
+            status.pop(key, None)
+        for key in ("stdout", "stderr", "stdout_lines", "stderr_lines"):
+            if not status.get(key):
+                status.pop(key, None)
+        return status

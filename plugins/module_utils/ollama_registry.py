@@ -1,0 +1,308 @@
+# Copyright: (c) 2025, AI Platform team
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""Registry v2 access as Ollama models use it: manifests and blobs of `registry.ollama.ai` or a mirror.
+
+Handles the bearer-token challenge, basic auth, plain HTTP (`insecure`) and blob GETs that
+redirect to another host (a CDN), which must not receive the registry's credentials.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import re
+import socket
+from urllib.error import HTTPError, URLError
+from urllib.parse import urlencode, urljoin
+
+from ansible.module_utils.urls import ConnectionError as UrlConnectionError
+from ansible.module_utils.urls import open_url
+
+MANIFEST_V2 = "application/vnd.docker.distribution.manifest.v2+json"
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+MANIFEST_ACCEPT = ", ".join((MANIFEST_V2, OCI_MANIFEST))
+
+_CHALLENGE_PARAM = re.compile(r'(\w+)\s*=\s*(?:"([^"]*)"|([^\s,]*))')
+
+
+class RegistryError(Exception):
+    """`kind` is one of unreachable, not_found, auth, http, protocol, timeout."""
+
+    def __init__(self, msg, kind="http", status=None, url=None):
+        super().__init__(msg)
+        self.msg = msg
+        self.kind = kind
+        self.status = status
+        self.url = url
+
+    def __str__(self):
+        return self.msg
+
+
+def parse_challenge(header):
+    """`Bearer realm="...",service="..."` -> ("bearer", {"realm": ..., "service": ...})."""
+    if not header:
+        return None, {}
+    scheme, _, rest = header.strip().partition(" ")
+    params = dict((k.lower(), quoted if quoted else bare) for k, quoted, bare in _CHALLENGE_PARAM.findall(rest))
+    return scheme.lower(), params
+
+
+def ollama_manifest_digest(manifest):
+    """The digest Ollama gives a pulled manifest: it stores its own re-encoding, not the registry's bytes.
+
+    Ollama writes the manifest back with Go's encoder (fixed field order, no spaces, empty optional
+    fields left out) and lists the sha256 of that file, so compare against this as well as the
+    registry's digest.
+    """
+
+    def layer(item):
+        out = [
+            ("mediaType", item.get("mediaType", "")),
+            ("digest", item.get("digest", "")),
+            ("size", int(item.get("size", 0))),
+        ]
+        for optional in ("from", "name"):
+            if item.get(optional):
+                out.append((optional, item[optional]))
+        return dict(out)
+
+    canonical = dict(
+        [
+            ("schemaVersion", int(manifest.get("schemaVersion", 0))),
+            ("mediaType", manifest.get("mediaType", "")),
+            ("config", layer(manifest.get("config") or {})),
+            ("layers", [layer(item) for item in manifest.get("layers") or []]),
+        ]
+    )
+    text = json.dumps(canonical, separators=(",", ":"), ensure_ascii=False)
+    # Go's encoder escapes these three for HTML safety
+    text = text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+    return "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def manifest_size(manifest):
+    """Bytes of all layers plus the config: what a pull stores."""
+    config = manifest.get("config") or {}
+    return int(config.get("size") or 0) + sum(int(layer.get("size") or 0) for layer in manifest.get("layers") or [])
+
+
+class RegistryClient:
+    """One registry host. `insecure` means plain HTTP (as Ollama's flag does), not unverified TLS."""
+
+    def __init__(
+        self,
+        host,
+        insecure=False,
+        username=None,
+        password=None,
+        timeout=30,
+        validate_certs=True,
+        ca_path=None,
+        headers=None,
+    ):
+        self.host = host
+        self.base_url = "{}://{}".format("http" if insecure else "https", host)
+        self.username = username
+        self.password = password
+        self.timeout = timeout
+        self.validate_certs = validate_certs
+        self.ca_path = ca_path
+        self.headers = dict(headers or {})
+        self._token = {}  # scope -> bearer token
+
+    # -- transport ----------------------------------------------------------------------------
+
+    def _basic(self):
+        raw = ("{}:{}".format(self.username or "", self.password or "")).encode("utf-8")
+        return "Basic " + base64.b64encode(raw).decode("ascii")
+
+    def _raw(self, url, headers, method="GET", follow="safe"):
+        try:
+            return open_url(
+                url,
+                headers=headers,
+                method=method,
+                timeout=self.timeout,
+                validate_certs=self.validate_certs,
+                ca_path=self.ca_path,
+                follow_redirects=follow,
+                use_netrc=False,
+                force_basic_auth=False,
+                http_agent="aiplatform.ollama",
+            )
+        except HTTPError:
+            raise
+        except (socket.timeout, TimeoutError) as err:
+            raise RegistryError(
+                f"registry {self.base_url} did not answer {url} within {self.timeout}s ({err})", kind="timeout", url=url
+            ) from err
+        except (URLError, UrlConnectionError, OSError) as err:
+            reason = getattr(err, "reason", None) or err
+            hint = "" if self.base_url.startswith("http:") else " (a plain-HTTP registry needs insecure=true)"
+            raise RegistryError(
+                f"cannot reach registry {self.host} at {url}: {reason}{hint}", kind="unreachable", url=url
+            ) from err
+
+    def _fetch_token(self, params, scope):
+        realm = params.get("realm")
+        if not realm:
+            raise RegistryError(f"registry {self.host} asked for a bearer token without naming a realm", kind="auth")
+        query = {"scope": params.get("scope") or scope}
+        if params.get("service"):
+            query["service"] = params["service"]
+        headers = dict(self.headers)
+        if self.username:
+            headers["Authorization"] = self._basic()
+        url = realm + ("&" if "?" in realm else "?") + urlencode(query)
+        try:
+            resp = self._raw(url, headers)
+        except HTTPError as err:
+            raise RegistryError(
+                "token service {} refused {} access to {} (HTTP {}){}".format(
+                    realm,
+                    query["scope"],
+                    self.host,
+                    err.code,
+                    "" if self.username else ": set registry credentials if the model is private",
+                ),
+                kind="auth",
+                status=err.code,
+                url=url,
+            ) from err
+        try:
+            data = json.loads(resp.read())
+        finally:
+            resp.close()
+        token = data.get("token") or data.get("access_token")
+        if not token:
+            raise RegistryError(f"token service {realm} answered without a token", kind="auth")
+        return token
+
+    def open(self, path, accept=None, scope=None, method="GET", follow="safe", extra_headers=None):
+        """Open `path` on the registry, answering one auth challenge. Raises HTTPError for other statuses."""
+        url = self.base_url + path
+        headers = dict(self.headers)
+        headers.update(extra_headers or {})
+        if accept:
+            headers["Accept"] = accept
+        token = self._token.get(scope)
+        if token:
+            headers["Authorization"] = "Bearer " + token
+        try:
+            return self._raw(url, headers, method, follow)
+        except HTTPError as err:
+            if err.code != 401 or token:
+                raise
+            scheme, params = parse_challenge(err.headers.get("WWW-Authenticate"))
+            if scheme == "bearer":
+                self._token[scope] = self._fetch_token(params, scope)
+                headers["Authorization"] = "Bearer " + self._token[scope]
+            elif scheme == "basic" and self.username:
+                headers["Authorization"] = self._basic()
+            else:
+                raise RegistryError(
+                    "registry {} requires authentication for {} ({}){}".format(
+                        self.host,
+                        path,
+                        err.headers.get("WWW-Authenticate") or "no challenge",
+                        "" if self.username else ": set registry credentials",
+                    ),
+                    kind="auth",
+                    status=401,
+                    url=url,
+                ) from err
+            return self._raw(url, headers, method, follow)
+
+    # -- API ----------------------------------------------------------------------------------
+
+    def resolve(self, repository, reference):
+        """The manifest of repository:reference -> dict(digest, ollama_digest, size, manifest, media_type)."""
+        path = f"/v2/{repository}/manifests/{reference}"
+        scope = f"repository:{repository}:pull"
+        try:
+            resp = self.open(path, accept=MANIFEST_ACCEPT, scope=scope)
+        except HTTPError as err:
+            detail = _error_detail(err)
+            if err.code == 404:
+                raise RegistryError(
+                    f"model {repository}:{reference} not found in registry {self.host} (HTTP 404{detail}): check the "
+                    "model name and tag",
+                    kind="not_found",
+                    status=404,
+                    url=self.base_url + path,
+                ) from err
+            raise RegistryError(
+                f"registry {self.host} answered HTTP {err.code} for the manifest of {repository}:{reference}{detail}",
+                status=err.code,
+                url=self.base_url + path,
+            ) from err
+        try:
+            body = resp.read()
+            header_digest = resp.headers.get("Docker-Content-Digest")
+            media_type = (resp.headers.get("Content-Type") or "").split(";")[0].strip()
+        finally:
+            resp.close()
+        try:
+            manifest = json.loads(body)
+        except ValueError:
+            raise RegistryError(
+                f"registry {self.host} sent a manifest for {repository}:{reference} that is not JSON", kind="protocol"
+            ) from None
+        if not isinstance(manifest, dict) or "layers" not in manifest:
+            raise RegistryError(
+                "registry {} sent {} for {}:{}, not an image manifest with layers".format(
+                    self.host, media_type or "an unknown document", repository, reference
+                ),
+                kind="protocol",
+            )
+        return {
+            "digest": header_digest or "sha256:" + hashlib.sha256(body).hexdigest(),
+            "ollama_digest": ollama_manifest_digest(manifest),
+            "size": manifest_size(manifest),
+            "media_type": media_type or manifest.get("mediaType"),
+            "manifest": manifest,
+        }
+
+    def open_blob(self, repository, digest, offset=0):
+        """A streamed response for one blob, following a redirect to a blob host without credentials."""
+        path = f"/v2/{repository}/blobs/{digest}"
+        scope = f"repository:{repository}:pull"
+        headers = {"Range": f"bytes={offset}-"} if offset else {}
+        try:
+            return self.open(path, scope=scope, follow="none", extra_headers=headers)
+        except HTTPError as err:
+            if err.code not in (301, 302, 303, 307, 308):
+                raise RegistryError(
+                    f"registry {self.host} answered HTTP {err.code} for blob {digest} of "
+                    f"{repository}{_error_detail(err)}",
+                    kind="not_found" if err.code == 404 else "http",
+                    status=err.code,
+                ) from err
+            location = err.headers.get("Location")
+            if not location:
+                raise RegistryError(
+                    f"registry {self.host} redirected blob {digest} without a Location", kind="protocol"
+                ) from err
+        location = urljoin(self.base_url + path, location)
+        try:
+            # the blob host (a CDN, object store) gets no registry credentials, only the range
+            return self._raw(location, headers, follow="safe")
+        except HTTPError as err:
+            raise RegistryError(
+                "blob host {} answered HTTP {} for {}".format(location.split("?")[0], err.code, digest), status=err.code
+            ) from err
+
+
+def _error_detail(err):
+    try:
+        data = json.loads(err.read())
+        errors = data.get("errors") or []
+        if errors:
+            return ": " + "; ".join("{} {}".format(e.get("code", ""), e.get("message", "")) for e in errors)
+    except Exception:
+        pass
+    return ""

@@ -1,0 +1,63 @@
+"""Import the collection's plugins from the work tree (as ansible_collections.aiplatform.ollama) and run
+modules in-process, turning exit_json/fail_json into a returned result."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from pathlib import Path
+
+import pytest
+
+PROJECT_ROOT = Path(__file__).resolve().parents[3]
+
+
+def collection_on_path(base: Path) -> None:
+    """Make `ansible_collections.aiplatform.ollama` resolve to this work tree, not an installed copy."""
+    link = base / "ansible_collections" / "aiplatform" / "ollama"
+    if not link.exists():
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.symlink_to(PROJECT_ROOT, target_is_directory=True)
+    if str(base) not in sys.path:
+        sys.path.insert(0, str(base))
+
+
+class ModuleExit(Exception):
+    def __init__(self, result):
+        super().__init__(result)
+        self.result = result
+
+
+def run_module(module: str, args: dict, check_mode: bool = False, diff: bool = True) -> dict:
+    """Run plugins/modules/<module>.py main() with args; the result dict has failed=True on fail_json."""
+    from ansible.module_utils import basic
+    from ansible.module_utils.testing import patch_module_args
+
+    mod = importlib.import_module(f"ansible_collections.aiplatform.ollama.plugins.modules.{module}")
+
+    def exit_json(self, **kwargs):
+        raise ModuleExit(dict(kwargs, failed=False))
+
+    def fail_json(self, msg="", **kwargs):
+        raise ModuleExit(dict(kwargs, msg=msg, failed=True))
+
+    patched = dict(args, _ansible_check_mode=check_mode, _ansible_diff=diff)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(basic.AnsibleModule, "exit_json", exit_json)
+        mp.setattr(basic.AnsibleModule, "fail_json", fail_json)
+        with patch_module_args(patched):
+            try:
+                mod.main()
+            except ModuleExit as done:
+                return done.result
+    raise AssertionError(f"{module} returned without exit_json or fail_json")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _collection(tmp_path_factory):
+    collection_on_path(tmp_path_factory.mktemp("collection_path"))
+
+
+@pytest.fixture(scope="session")
+def module_runner():
+    return run_module
