@@ -1,0 +1,45 @@
+"""Bad input fails before anything is written, and the message names the variable."""
+
+from __future__ import annotations
+
+import pytest
+
+CASES = {
+    "memory-unit-GB": ({"ollama_flux_memory_limit": "4GB"}, "ollama_flux_memory_limit"),
+    "storage-with-space": ({"ollama_flux_storage_size": "10 Gi"}, "ollama_flux_storage_size"),
+    "cpu-in-words": ({"ollama_flux_cpu_limit": "2 cores"}, "ollama_flux_cpu_limit"),
+    "cpu-limit-below-request": ({"ollama_flux_cpu_limit": "250m"}, "ollama_flux_cpu_limit (250m) is below"),
+    "memory-limit-below-request": ({"ollama_flux_memory_limit": "1Gi"}, "ollama_flux_memory_limit (1Gi) is below"),
+    "chart-version-not-semver": ({"ollama_flux_chart_version": "1.53"}, "ollama_flux_chart_version"),
+    "chart-version-range": ({"ollama_flux_chart_version": ">=1.53.0"}, "ollama_flux_chart_version"),
+    "unknown-environment": ({"ollama_flux_environment": "staging"}, "ollama_flux_environment"),
+    "nodeport": ({"ollama_flux_service_type": "NodePort"}, "ollama_flux_service_type"),
+    "not-a-service-type": ({"ollama_flux_service_type": "ExternalName"}, "ollama_flux_service_type"),
+    "capacity-enforced": ({"ollama_flux_capacity_check": "enforce"}, "ollama_flux_memory_limit >= 53Gi"),
+    "no-gitops-dir": ({"ollama_flux_gitops_dir": ""}, "ollama_flux_gitops_dir"),
+}
+
+
+@pytest.mark.parametrize("extra,expected", list(CASES.values()), ids=list(CASES))
+def test_bad_input_fails_early(run_deploy, tmp_path, extra, expected):
+    target = tmp_path / "repo"
+    result = run_deploy("dev", {"ollama_flux_mode": "gitops", "ollama_flux_gitops_dir": str(target), **extra})
+    assert result.returncode != 0, result.output[-3000:]
+    assert expected in result.output, result.output[-3000:]
+    assert not target.exists(), "files were written before the input was rejected"
+    assert "Render the" not in result.output
+
+
+def test_external_service_needs_explicit_consent(run_deploy, tmp_path):
+    target = tmp_path / "repo"
+    result = run_deploy(
+        "dev",
+        {
+            "ollama_flux_mode": "gitops",
+            "ollama_flux_gitops_dir": str(target),
+            "ollama_flux_service_type": "NodePort",
+            "ollama_flux_allow_non_clusterip": True,
+        },
+    )
+    assert result.returncode == 0, result.output[-3000:]
+    assert "type: NodePort" in (target / "apps/base/ollama/helmrelease.yaml").read_text()
