@@ -4,7 +4,9 @@
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 cd "$PROJECT_ROOT"
-exec python tools/with_services.py bash -c '
+exec python tools/with_services.py bash -c 'set -o pipefail
+
+  mkdir -p build &&
   ansible-playbook -i inventories/local playbooks/site.yml "$@" &&
   echo "==> second run: nothing may change" &&
   ansible-playbook -i inventories/local playbooks/site.yml "$@" | tee build/demo-second-run.log &&
