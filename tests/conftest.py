@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.playbook import link_work_tree
 from tests.services import process
 from tests.services.models import make_gguf
 from tests.services.ollama import OllamaServer
@@ -48,6 +49,12 @@ class ModelFactory:
     def large(self, size_mb: int, seed: int = 0) -> Path:
         path = self.workdir / f"large-{size_mb}mb-seed{seed}.gguf"
         return path if path.exists() else make_gguf(path, seed=seed, size_mb=size_mb)
+
+
+@pytest.fixture(scope="session")
+def work_tree_collections(tmp_path_factory) -> Path:
+    """An ANSIBLE_COLLECTIONS_PATH in which aiplatform.ollama is this work tree."""
+    return link_work_tree(tmp_path_factory.mktemp("collections"))
 
 
 @pytest.fixture(scope="session")
