@@ -4,7 +4,7 @@
 
 """A small client for the Ollama server REST API (0.18.x), on Ansible's URL layer.
 
-Ansible's `open_url` brings proxies from the environment, CA bundles and certificate checks
+Ansible's URL layer brings proxies from the environment, CA bundles and certificate checks
 without any Python dependency on the target. Streamed endpoints (pull, generate) are read one
 JSON line at a time, so a multi-GB pull costs the same memory as a small one.
 """
@@ -19,7 +19,8 @@ from urllib.error import HTTPError, URLError
 from urllib.parse import urlparse
 
 from ansible.module_utils.urls import ConnectionError as UrlConnectionError
-from ansible.module_utils.urls import open_url
+
+from ansible_collections.aiplatform.ollama.plugins.module_utils.ollama_http import HttpTransport
 
 DEFAULT_HOST = "http://127.0.0.1:11434"
 
@@ -100,6 +101,7 @@ class OllamaClient:
         self.timeout = timeout
         self.validate_certs = validate_certs
         self.ca_path = ca_path
+        self.http = HttpTransport(validate_certs=validate_certs, ca_path=ca_path)
         self.headers = dict(headers or {})
 
     @classmethod
@@ -123,18 +125,7 @@ class OllamaClient:
             data = json.dumps(body).encode("utf-8")
             headers["Content-Type"] = "application/json"
         try:
-            return open_url(
-                url,
-                data=data,
-                headers=headers,
-                method=method,
-                timeout=timeout or self.timeout,
-                validate_certs=self.validate_certs,
-                ca_path=self.ca_path,
-                follow_redirects="safe",
-                use_netrc=False,
-                http_agent="aiplatform.ollama",
-            )
+            return self.http.open(method, url, data=data, headers=headers, timeout=timeout or self.timeout)
         except HTTPError as err:
             try:
                 raw = err.read()

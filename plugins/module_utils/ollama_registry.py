@@ -19,7 +19,8 @@ from urllib.error import HTTPError, URLError
 from urllib.parse import urlencode, urljoin
 
 from ansible.module_utils.urls import ConnectionError as UrlConnectionError
-from ansible.module_utils.urls import open_url
+
+from ansible_collections.aiplatform.ollama.plugins.module_utils.ollama_http import HttpTransport
 
 MANIFEST_V2 = "application/vnd.docker.distribution.manifest.v2+json"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -111,6 +112,7 @@ class RegistryClient:
         self.timeout = timeout
         self.validate_certs = validate_certs
         self.ca_path = ca_path
+        self.http = HttpTransport(validate_certs=validate_certs, ca_path=ca_path)
         self.headers = dict(headers or {})
         self._token = {}  # scope -> bearer token
 
@@ -122,18 +124,7 @@ class RegistryClient:
 
     def _raw(self, url, headers, method="GET", follow="safe"):
         try:
-            return open_url(
-                url,
-                headers=headers,
-                method=method,
-                timeout=self.timeout,
-                validate_certs=self.validate_certs,
-                ca_path=self.ca_path,
-                follow_redirects=follow,
-                use_netrc=False,
-                force_basic_auth=False,
-                http_agent="aiplatform.ollama",
-            )
+            return self.http.open(method, url, headers=headers, timeout=self.timeout, follow_redirects=follow)
         except HTTPError:
             raise
         except (socket.timeout, TimeoutError) as err:

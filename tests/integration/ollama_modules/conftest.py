@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,13 @@ def collection_on_path(base: Path) -> None:
         link.symlink_to(PROJECT_ROOT, target_is_directory=True)
     if str(base) not in sys.path:
         sys.path.insert(0, str(base))
+
+
+try:
+    import ansible_collections.aiplatform.ollama.plugins.module_utils.model_ref  # noqa: F401
+except ImportError:
+    # needed at import time: test modules import the plugins when pytest collects them
+    collection_on_path(Path(tempfile.mkdtemp(prefix="ollama_modules_collections_")))
 
 
 class ModuleExit(Exception):
@@ -51,11 +59,6 @@ def run_module(module: str, args: dict, check_mode: bool = False, diff: bool = T
             except ModuleExit as done:
                 return done.result
     raise AssertionError(f"{module} returned without exit_json or fail_json")
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _collection(tmp_path_factory):
-    collection_on_path(tmp_path_factory.mktemp("collection_path"))
 
 
 @pytest.fixture(scope="session")

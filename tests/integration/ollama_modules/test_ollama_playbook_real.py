@@ -68,7 +68,9 @@ def test_playbook_pull_prints_progress_and_converges(ansible_env, ollama, bigger
     assert lines, proc.stdout
     assert any(re.search(r"\d+\.\d% .*iB / .*iB at .*/s, ETA", line) for line in lines), lines
     data = json.loads((tmp_path / "result.json").read_text())
-    assert data["first"]["changed"] is True and data["first"]["bytes_transferred"] == bigger_model.size
+    weights = bigger_model.manifest["layers"][0]["size"]
+    # the weights moved; small layers other models share (the template) may already have been there
+    assert data["first"]["changed"] is True and weights <= data["first"]["bytes_transferred"] <= bigger_model.size
     assert "ansible_job_id" not in data["first"] and "results_file" not in data["first"]
     assert data["second"]["changed"] is False
     assert data["probe"]["eval_tokens"] >= 1
