@@ -1,5 +1,5 @@
-# Copyright: (c) 2025, AI Platform team
-# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# Copyright (c) aiplatform.ollama contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
 """Registry v2 access as Ollama models use it: manifests and blobs of `registry.ollama.ai` or a mirror.
@@ -47,7 +47,7 @@ def parse_challenge(header):
     """`Bearer realm="...",service="..."` -> ("bearer", {"realm": ..., "service": ...})."""
     if not header:
         return None, {}
-    scheme, _, rest = header.strip().partition(" ")
+    scheme, rest = (header.strip().split(None, 1) + [""])[:2]
     params = dict((k.lower(), quoted if quoted else bare) for k, quoted, bare in _CHALLENGE_PARAM.findall(rest))
     return scheme.lower(), params
 

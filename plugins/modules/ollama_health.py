@@ -1,6 +1,6 @@
 #!/usr/bin/python
-# Copyright: (c) 2025, AI Platform team
-# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# Copyright (c) aiplatform.ollama contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ description:
   - C(GET /) answering "Ollama is running" proves nothing about inference; use at least V(generate) after
     a deployment.
 author:
-  - AI Platform team
+  - AI Platform team (@aiplatform)
 extends_documentation_fragment:
   - aiplatform.ollama.ollama
 attributes:
@@ -406,7 +406,7 @@ def main():
         load_timeout=dict(type="float", default=600),
         retries=dict(type="int", default=2),
         retry_delay=dict(type="float", default=5),
-        min_eval_tokens_per_s=dict(type="float"),
+        min_eval_tokens_per_s=dict(type="float", no_log=False),
         max_load_seconds=dict(type="float"),
         fail_on_unhealthy=dict(type="bool", default=True),
     )

@@ -1,6 +1,6 @@
 #!/usr/bin/python
-# Copyright: (c) 2025, AI Platform team
-# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# Copyright (c) aiplatform.ollama contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ version_added: 1.0.0
 description:
   - Reads C(/api/version), C(/api/tags) and C(/api/ps) of an Ollama server. Never changes anything.
 author:
-  - AI Platform team
+  - AI Platform team (@aiplatform)
 extends_documentation_fragment:
   - aiplatform.ollama.ollama
 attributes:

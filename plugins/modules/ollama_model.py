@@ -1,6 +1,6 @@
 #!/usr/bin/python
-# Copyright: (c) 2025, AI Platform team
-# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# Copyright (c) aiplatform.ollama contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ description:
   - The pull runs on the server; its progress (percentage, bytes, rate, ETA) is printed by the
     action plugin of this module while the task runs, see O(progress_interval).
 author:
-  - AI Platform team
+  - AI Platform team (@aiplatform)
 extends_documentation_fragment:
   - aiplatform.ollama.ollama
 attributes:
