@@ -95,19 +95,21 @@ class ActionModule(ActionBase):
         if job.get("failed") or not jid:
             return job
 
-        last_print = time.monotonic()
+        # lines are due on a fixed schedule, so a slow status check never stretches the interval
+        next_print = time.monotonic() + interval
         polls = 0
         while True:
-            time.sleep(_POLL_DELAYS[min(polls, len(_POLL_DELAYS) - 1)])
+            delay = _POLL_DELAYS[min(polls, len(_POLL_DELAYS) - 1)]
+            time.sleep(max(0.05, min(delay, next_print - time.monotonic())))
             polls += 1
-            status = self._async_status(jid, async_dir, task_vars)
-            if status.get("finished") or status.get("failed"):
-                break
-            if time.monotonic() - last_print >= interval:
-                last_print = time.monotonic()
+            if time.monotonic() >= next_print:
+                next_print = max(next_print + interval, time.monotonic())
                 snapshot = self._read_progress(progress_path)
                 if snapshot:
                     display.display(f"{host}: pulling {progress_line(snapshot)}")
+            status = self._async_status(jid, async_dir, task_vars)
+            if status.get("finished") or status.get("failed"):
+                break
 
         self._async_status(jid, async_dir, task_vars, mode="cleanup")
         for key in _JOB_KEYS:

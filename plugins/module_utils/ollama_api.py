@@ -291,7 +291,7 @@ class PullProgress:
     def __init__(self, layers=None, present=(), clock=time.monotonic, window=10.0):
         self.clock = clock
         self.started = clock()
-        self.status = ""
+        self.status = "starting"
         self.layers = {}  # digest -> [bytes there before the pull, completed, total]
         for digest, size in (layers or {}).items():
             done = int(size) if digest in present else 0
