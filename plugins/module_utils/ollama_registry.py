@@ -59,6 +59,11 @@ def ollama_manifest_digest(manifest):
     fields left out) and lists the sha256 of that file, so compare against this as well as the
     registry's digest.
     """
+    return "sha256:" + hashlib.sha256(ollama_manifest_bytes(manifest)).hexdigest()
+
+
+def ollama_manifest_bytes(manifest):
+    """The manifest file exactly as an Ollama pull writes it (Go's json.Marshal of its Manifest type)."""
 
     def layer(item):
         out = [
@@ -82,7 +87,7 @@ def ollama_manifest_digest(manifest):
     text = json.dumps(canonical, separators=(",", ":"), ensure_ascii=False)
     # Go's encoder escapes these three for HTML safety
     text = text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
-    return "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
+    return text.encode("utf-8")
 
 
 def manifest_size(manifest):
