@@ -28,6 +28,7 @@ display = Display()
 # async_wrapper kills the job after this long; a pull that slow has other problems
 _JOB_LIMIT = 7 * 24 * 3600
 _POLL_DELAYS = (0.25, 0.5, 1.0, 1.0, 2.0)
+_MARK = "--aiplatform.ollama progress--"
 _JOB_KEYS = ("ansible_job_id", "started", "finished", "results_file", "_ansible_suppress_tmpdir_delete")
 
 
@@ -61,22 +62,33 @@ class ActionModule(ActionBase):
         result.update(self._run_with_progress(task_vars, interval))
         return result
 
-    def _async_status(self, jid, async_dir, task_vars, mode="status"):
+    def _async_status(self, jid, async_dir, task_vars):
         try:
             return self._execute_module(
                 module_name="ansible.legacy.async_status",
                 task_vars=task_vars,
-                module_args={"jid": jid, "mode": mode, "_async_dir": async_dir},
+                module_args={"jid": jid, "mode": "status", "_async_dir": async_dir},
             )
         finally:
             self._remove_tmp_path(self._connection._shell.tmpdir)
 
-    def _read_progress(self, path):
-        res = self._low_level_execute_command(f"cat {shlex.quote(path)} 2>/dev/null || true", sudoable=True)
+    def _peek(self, job_path, progress_path):
+        """One shell round trip: is the job done, and the latest progress. Module runs cost far more."""
+        quoted_job, quoted_progress = shlex.quote(job_path), shlex.quote(progress_path)
+        cmd = f"cat {quoted_job} 2>/dev/null; printf '\\n{_MARK}\\n'; cat {quoted_progress} 2>/dev/null; true"
+        out = to_text(self._low_level_execute_command(cmd, sudoable=True).get("stdout") or "")
+        job_text, _mark, progress_text = out.partition(_MARK)
         try:
-            return json.loads(to_text(res.get("stdout") or ""))
+            job = json.loads(job_text)
         except ValueError:
-            return None  # not written yet, or already removed at the end of the pull
+            job = None  # async_wrapper has not written its first status yet
+        # async_wrapper writes {"started": ..., "finished": false} while running, the module's result after
+        finished = isinstance(job, dict) and ("started" not in job or bool(job.get("finished")))
+        try:
+            progress = json.loads(progress_text)
+        except ValueError:
+            progress = None  # not written yet, or already removed at the end of the pull
+        return finished, progress
 
     def _run_with_progress(self, task_vars, interval):
         host = task_vars.get("inventory_hostname", "") if task_vars else ""
@@ -95,23 +107,25 @@ class ActionModule(ActionBase):
         if job.get("failed") or not jid:
             return job
 
-        # lines are due on a fixed schedule, so a slow status check never stretches the interval
+        job_path = self._connection._shell.join_path(async_dir, jid)
+        # lines are due on a fixed schedule, so a slow check never stretches the interval
         next_print = time.monotonic() + interval
         polls = 0
         while True:
             delay = _POLL_DELAYS[min(polls, len(_POLL_DELAYS) - 1)]
             time.sleep(max(0.05, min(delay, next_print - time.monotonic())))
             polls += 1
+            finished, progress = self._peek(job_path, progress_path)
+            if finished:
+                break
             if time.monotonic() >= next_print:
                 next_print = max(next_print + interval, time.monotonic())
-                snapshot = self._read_progress(progress_path)
-                if snapshot:
-                    display.display(f"{host}: pulling {progress_line(snapshot)}")
-            status = self._async_status(jid, async_dir, task_vars)
-            if status.get("finished") or status.get("failed"):
-                break
+                if progress:
+                    display.display(f"{host}: pulling {progress_line(progress)}")
 
-        self._async_status(jid, async_dir, task_vars, mode="cleanup")
+        # the result goes through async_status once, parsed like any module result
+        status = self._async_status(jid, async_dir, task_vars)
+        self._low_level_execute_command(f"rm -f {shlex.quote(job_path)}", sudoable=True)
         for key in _JOB_KEYS:
             status.pop(key, None)
         for key in ("stdout", "stderr", "stdout_lines", "stderr_lines"):

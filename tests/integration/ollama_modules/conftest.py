@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib
 import sys
 import tempfile
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -58,6 +59,10 @@ def run_module(module: str, args: dict, check_mode: bool = False, diff: bool = T
                 mod.main()
             except ModuleExit as done:
                 return done.result
+            finally:
+                # Ansible's URL layer installs its opener (with the proxies of that moment) as urllib's
+                # global one; a module process drops it on exit, the test process must do so itself
+                urllib.request.install_opener(None)
     raise AssertionError(f"{module} returned without exit_json or fail_json")
 
 
