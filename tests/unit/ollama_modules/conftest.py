@@ -44,16 +44,19 @@ def run_module(module: str, args: dict, check_mode: bool = False, diff: bool = T
 
     mod = importlib.import_module(f"ansible_collections.aiplatform.ollama.plugins.modules.{module}")
 
+    warnings = []
+
     def exit_json(self, **kwargs):
-        raise ModuleExit(dict(kwargs, failed=False))
+        raise ModuleExit(dict(kwargs, failed=False, warnings=warnings))
 
     def fail_json(self, msg="", **kwargs):
-        raise ModuleExit(dict(kwargs, msg=msg, failed=True))
+        raise ModuleExit(dict(kwargs, msg=msg, failed=True, warnings=warnings))
 
     patched = dict(args, _ansible_check_mode=check_mode, _ansible_diff=diff)
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(basic.AnsibleModule, "exit_json", exit_json)
         mp.setattr(basic.AnsibleModule, "fail_json", fail_json)
+        mp.setattr(basic.AnsibleModule, "warn", lambda self, warning: warnings.append(warning))
         with patch_module_args(patched):
             try:
                 mod.main()
