@@ -1,0 +1,86 @@
+#!/bin/sh
+# Seeds the Ollama model store on the cache volume before any Ollama pod mounts it: a short-lived
+# `ollama serve` on loopback pulls each model (the same code path as the chart's startup pull, but
+# in its own pod, so the download neither blocks the server's readiness nor counts against its
+# memory limit as page cache).
+#
+# Environment:
+#   OLLAMA_MODELS               the model store on the volume (required)
+#   MODEL_CACHE_MODELS          models to pull, separated by spaces, commas or newlines (required)
+#   MODEL_CACHE_INSECURE        "true" for a plain-HTTP registry (ollama pull --insecure)
+#   OLLAMA_BIN                  the ollama binary (default: ollama from PATH)
+#   MODEL_CACHE_PORT            loopback port of the short-lived server (default 11434)
+#   MODEL_CACHE_START_TIMEOUT   seconds to wait for the server to answer (default 120)
+# Exits 0 when every model is in the store and `ollama show` reads it, non-zero otherwise.
+set -u
+
+log() { echo "model-cache: $*"; }
+die() { echo "model-cache: ERROR: $*" >&2; exit 1; }
+
+[ -n "${OLLAMA_MODELS:-}" ] || die "OLLAMA_MODELS is not set: point it at the model store on the cache volume"
+models=$(printf '%s' "${MODEL_CACHE_MODELS:-}" | tr ',\n\t' '   ')
+set -- $models
+[ "$#" -gt 0 ] || die "MODEL_CACHE_MODELS is empty: name at least one model, e.g. qwen2.5:72b"
+ollama="${OLLAMA_BIN:-ollama}"
+command -v "$ollama" >/dev/null 2>&1 || die "no ollama binary at '$ollama': set OLLAMA_BIN"
+insecure=""
+[ "${MODEL_CACHE_INSECURE:-false}" = true ] && insecure="--insecure"
+start_timeout="${MODEL_CACHE_START_TIMEOUT:-120}"
+
+export OLLAMA_HOST="127.0.0.1:${MODEL_CACHE_PORT:-11434}"
+# keep -partial files so a rerun resumes, and never prune a store another server may use
+export OLLAMA_NOPRUNE=1
+mkdir -p "$OLLAMA_MODELS" || die "cannot create $OLLAMA_MODELS: is the volume mounted and writable?"
+work=$(mktemp -d) || die "cannot create a temporary directory"
+"$ollama" serve >"$work/serve.log" 2>&1 &
+server=$!
+trap 'kill "$server" 2>/dev/null; wait "$server" 2>/dev/null; rm -rf "$work"' EXIT
+trap 'exit 143' TERM INT
+
+started=$(date +%s)
+until "$ollama" list >/dev/null 2>&1; do
+  if ! kill -0 "$server" 2>/dev/null; then
+    tail -n 20 "$work/serve.log" >&2
+    die "ollama serve exited before answering on $OLLAMA_HOST (its last lines are above)"
+  fi
+  if [ $(($(date +%s) - started)) -ge "$start_timeout" ]; then
+    tail -n 20 "$work/serve.log" >&2
+    die "ollama serve did not answer on $OLLAMA_HOST within ${start_timeout}s (its last lines are above)"
+  fi
+  sleep 1
+done
+log "$("$ollama" --version 2>&1 | tail -n 1), store $OLLAMA_MODELS"
+
+explain() {
+  case "$2" in
+    *"file does not exist"*|*"not found"*|*"manifest unknown"*)
+      echo "$1 is not in its registry: check the model name and tag (the registry answered: $2)" ;;
+    *"no space left"*|*"disk quota"*)
+      echo "the volume holding $OLLAMA_MODELS is full while pulling $1 ($2): grow the claim (model_cache_storage_size); the pull resumes" ;;
+    *"dial tcp"*|*"no such host"*|*"connection refused"*|*"i/o timeout"*|*"tls:"*|*"x509"*|*"http response to HTTPS"*)
+      echo "cannot reach the registry of $1 from this pod ($2): check egress, DNS and the proxy (HTTPS_PROXY in the Job's environment); a plain-HTTP registry needs insecure" ;;
+    *)
+      echo "pulling $1 failed: $2" ;;
+  esac
+}
+
+failed=0
+for model in "$@"; do
+  log "pulling $model"
+  began=$(date +%s)
+  # the progress bars are terminal redraws; only the outcome goes to the log
+  if "$ollama" pull $insecure "$model" >"$work/pull.log" 2>&1; then
+    if "$ollama" show "$model" >"$work/show.log" 2>&1; then
+      log "$model ready in $(($(date +%s) - began))s: $("$ollama" list | awk -v m="$model" 'NR > 1 && ($1 == m || $1 == m ":latest") {print "id " $2 ", " $3 " " $4}')"
+      continue
+    fi
+    reason=$(tail -n 1 "$work/show.log")
+    echo "model-cache: ERROR: $model was pulled but ollama show cannot read it: $reason" >&2
+  else
+    reason=$(tr '\r' '\n' <"$work/pull.log" | sed 's/\x1b\[[0-9;?]*[A-Za-z]//g' | grep -v '^[[:space:]]*$' | tail -n 1)
+    echo "model-cache: ERROR: $(explain "$model" "${reason#Error: }")" >&2
+  fi
+  failed=$((failed + 1))
+done
+[ "$failed" -eq 0 ] || die "$failed of $# model(s) not seeded; the models that failed are named above"
+log "all $# model(s) are in $OLLAMA_MODELS"
