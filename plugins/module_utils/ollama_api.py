@@ -151,8 +151,7 @@ class OllamaClient:
                 ) from err
             raise OllamaError(
                 f"cannot reach the Ollama server at {self.base_url} ({_reason(err)}): check `host` and that `ollama "
-                "serve` "
-                "is running and listening there",
+                "serve` is running and listening there",
                 kind="unreachable",
                 url=url,
             ) from err
@@ -216,6 +215,14 @@ class OllamaClient:
             resp.close()
 
     # -- endpoints ----------------------------------------------------------------------------
+
+    def banner(self):
+        """What `GET /` answers ("Ollama is running"): proves the port serves HTTP, nothing about inference."""
+        resp = self._open("GET", "/", what="GET /")
+        try:
+            return resp.read(200).decode("utf-8", "replace").strip()
+        finally:
+            resp.close()
 
     def version(self):
         return self.request("GET", "/api/version").get("version")

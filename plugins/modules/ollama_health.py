@@ -253,11 +253,7 @@ class Probe:
 
     def check_reachable(self):
         try:
-            resp = self.client._open("GET", "/", what="GET /")
-            try:
-                body = resp.read(200).decode("utf-8", "replace").strip()
-            finally:
-                resp.close()
+            body = self.client.banner()
         except OllamaError as err:
             raise LevelFailed(str(err)) from err
         return body
@@ -270,8 +266,7 @@ class Probe:
         if not version:
             raise LevelFailed(
                 f"{self.client.base_url}/api/version answered without a version: the server (or a proxy in front of "
-                "it) "
-                "is not an Ollama API"
+                "it) is not an Ollama API"
             )
         self.result["version"] = version
         return version
@@ -284,8 +279,7 @@ class Probe:
         if not entry:
             raise LevelFailed(
                 f"model {self.ref.short} is not on the server at {self.client.base_url}: pull it "
-                "(aiplatform.ollama.ollama_model) or "
-                "check the name"
+                "(aiplatform.ollama.ollama_model) or check the name"
             )
         digest = "sha256:" + _hex(entry.get("digest"))
         self.result.update(digest=digest, size=int(entry.get("size") or 0))
@@ -293,8 +287,7 @@ class Probe:
         if expected and _hex(expected) != _hex(digest):
             raise LevelFailed(
                 f"model {self.ref.short} on {self.client.base_url} has digest {digest}, expected {expected}: pull it "
-                "again with state=latest or fix "
-                "expected_digest"
+                "again with state=latest or fix expected_digest"
             )
         return digest
 
@@ -368,8 +361,7 @@ class Probe:
         if maximum is not None and load > maximum:
             raise LevelFailed(
                 f"{self.ref.short} took {load:.1f} s to load, above max_load_seconds {maximum:.1f}: check the "
-                "storage the model "
-                "is read from and the memory limit"
+                "storage the model is read from and the memory limit"
             )
         return f"{eval_count} tokens at {self.result['eval_tokens_per_s']:.2f} tokens/s"
 

@@ -211,21 +211,18 @@ def explain_pull_error(err, ref, host, insecure):
     if any(s in low for s in _DISK_FULL):
         return (
             f"the Ollama server at {host} ran out of disk space pulling {ref.short} ({text}): free space in its "
-            "model store "
-            "(OLLAMA_MODELS) or grow the volume, then run again; the pull resumes"
+            "model store (OLLAMA_MODELS) or grow the volume, then run again; the pull resumes"
         )
     if any(s in low for s in _NOT_IN_REGISTRY):
         return (
             f"model {ref.short} was not found in registry {ref.host}: the Ollama server at {host} answered {text!r}. "
-            "Check the model "
-            "name and tag"
+            "Check the model name and tag"
         )
     if any(s in low for s in _REGISTRY_UNREACHABLE):
         hint = "" if insecure else "; a plain-HTTP registry needs insecure=true"
         return (
             f"the Ollama server at {host} could not reach registry {ref.host} to pull {ref.short}: {text}. The "
-            "server downloads the "
-            "model itself: check its network, DNS and proxy settings (HTTPS_PROXY in the server's "
+            "server downloads the model itself: check its network, DNS and proxy settings (HTTPS_PROXY in the server's "
             f"environment){hint}"
         )
     return f"pulling {ref.short} on the Ollama server at {host} failed: {text}"
@@ -426,7 +423,8 @@ class ModelTask:
         after_state = after if planned else _state(after)
         self.result.update(after_state or {"digest": "", "size": 0})
         if planned:
-            self.result["msg"] = "would pull {} ({})".format(self.ref.short, human_bytes(after_state["size"]))
+            size = after_state["size"]
+            self.result["msg"] = f"would pull {self.ref.short}" + (f" ({human_bytes(size)})" if size else "")
         if self.module._diff:
             self.result["diff"] = {
                 "before": dict(_state(before), model=self.ref.full) if before else {},
