@@ -11,3 +11,7 @@ from tests.integration.ollama_modules.conftest import run_module
 def seed_module():
     """ollama_store_model in-process: seed_module(args, check_mode=False) -> result dict."""
     return lambda args, check_mode=False: run_module("ollama_store_model", args, check_mode=check_mode)
+
+
+# the Kubernetes and Flux schema checks of the ollama_flux suite, as fixtures here too
+from tests.integration.ollama_flux.conftest import flux_schemas, validate_flux, validate_k8s  # noqa: E402, F401

@@ -1,0 +1,156 @@
+"""The model_cache role: the directory target through ansible-playbook, the kubernetes target's
+objects (apply mode, computed without a cluster) and its GitOps render, schema-checked strictly."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.playbook import PROJECT_ROOT, run_playbook
+
+ROLE = PROJECT_ROOT / "roles" / "model_cache"
+PLACEHOLDER = re.compile(r"\$\{([A-Z0-9_]+)\}")
+# the seed's table, the keys the model cache uses
+CLUSTER_VARS = {"dev": {"OLLAMA_MODEL": "qwen2.5:72b", "OLLAMA_STORAGE_SIZE": "5Gi"},
+                "prod": {"OLLAMA_MODEL": "qwen2.5:72b", "OLLAMA_STORAGE_SIZE": "10Gi"}}
+
+OBJECTS_PLAYBOOK = """
+- name: Compute the apply-mode objects of model_cache without a cluster
+  hosts: k8s_controller
+  gather_facts: false
+  tasks:
+    - name: Validate, as the role does first
+      ansible.builtin.include_role:
+        name: aiplatform.ollama.model_cache
+        tasks_from: validate.yml
+        public: true
+    - name: Load the object definitions
+      ansible.builtin.include_vars:
+        file: {objects}
+    - name: Write them out
+      ansible.builtin.copy:
+        content: "{{{{ __model_cache_objects | to_json }}}}"
+        dest: {dest}
+        mode: "0644"
+"""
+
+
+def files_under(path: Path) -> list[str]:
+    return sorted(str(p.relative_to(path)) for p in path.rglob("*") if p.is_file()) if path.exists() else []
+
+
+def test_directory_target_check_seed_and_rerun(tmp_path, work_tree_collections, tiny_model):
+    store = tmp_path / "store" / "models"
+    extra = {"model_cache_path": str(store), "model_cache_models": [tiny_model.ref], "model_cache_insecure": True}
+    check = run_playbook(work_tree_collections, "seed_models.yml", "local", extra, "--check")
+    assert check.returncode == 0 and check.recap["changed"] == 1, check.output[-3000:]
+    assert "would download" in check.output and files_under(store) == []
+    first = run_playbook(work_tree_collections, "seed_models.yml", "local", extra)
+    assert first.returncode == 0 and first.recap["changed"] == 1, first.output[-3000:]
+    assert len(files_under(store / "manifests")) == 1
+    again = run_playbook(work_tree_collections, "seed_models.yml", "local", extra)
+    assert again.returncode == 0 and again.recap["changed"] == 0, again.output[-3000:]
+    assert "already complete" in again.output
+
+
+def test_directory_target_needs_a_path(work_tree_collections):
+    result = run_playbook(work_tree_collections, "seed_models.yml", "local", {"model_cache_path": ""})
+    assert result.returncode != 0 and "model_cache_path is ''" in result.output
+
+
+@pytest.mark.parametrize("environment", ["dev", "prod"])
+def test_apply_objects_validate(environment, tmp_path, work_tree_collections, validate_k8s):
+    dest = tmp_path / "objects.json"
+    playbook = tmp_path / "objects.yml"
+    playbook.write_text(OBJECTS_PLAYBOOK.format(objects=ROLE / "vars" / "objects.yml", dest=dest))
+    # outside the role, the file lookup searches the playbook's files/
+    (tmp_path / "files").mkdir()
+    (tmp_path / "files" / "seed_models.sh").symlink_to(ROLE / "files" / "seed_models.sh")
+    result = run_playbook(work_tree_collections, str(playbook), environment)
+    assert result.returncode == 0, result.output[-3000:]
+    objects = {item["object"]["kind"]: item["object"] for item in json.loads(dest.read_text())}
+    assert list(objects) == ["Namespace", "PersistentVolumeClaim", "ConfigMap", "Job"]
+    for obj in objects.values():
+        validate_k8s(obj)
+    pvc, job = objects["PersistentVolumeClaim"], objects["Job"]
+    assert pvc["metadata"]["name"] == "ollama-models" and pvc["metadata"]["namespace"] == "ollama"
+    assert pvc["metadata"]["annotations"]["kustomize.toolkit.fluxcd.io/prune"] == "disabled"
+    assert pvc["spec"]["resources"]["requests"]["storage"] == CLUSTER_VARS[environment]["OLLAMA_STORAGE_SIZE"]
+    assert pvc["spec"]["accessModes"] == ["ReadWriteOnce"]
+    spec = job["spec"]
+    assert spec["backoffLimit"] == 2 and spec["activeDeadlineSeconds"] > 0 and spec["ttlSecondsAfterFinished"] > 0
+    pod = spec["template"]["spec"]
+    assert spec["template"]["metadata"]["labels"]["app.kubernetes.io/part-of"] == "aiplatform-ollama"
+    assert pod["restartPolicy"] == "Never"
+    (container,) = pod["containers"]
+    assert container["image"] == "ollama/ollama:0.18.3"
+    assert container["resources"]["requests"] and container["resources"]["limits"]["memory"]
+    env = {item["name"]: item["value"] for item in container["env"]}
+    assert env["OLLAMA_MODELS"] == "/root/.ollama/models" and env["MODEL_CACHE_MODELS"] == "qwen2.5:72b"
+    assert env["MODEL_CACHE_INSECURE"] == "false"
+    mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+    assert mounts["models"] == "/root/.ollama"  # where the chart mounts the claim
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert volumes["models"]["persistentVolumeClaim"]["claimName"] == "ollama-models"
+    script = objects["ConfigMap"]["data"]["seed_models.sh"]
+    assert script.strip() == (ROLE / "files" / "seed_models.sh").read_text().strip()
+    assert volumes["script"]["configMap"]["name"] == objects["ConfigMap"]["metadata"]["name"]
+    assert re.fullmatch(r"ollama-model-cache-[0-9a-f]{10}", job["metadata"]["name"])
+
+
+@pytest.fixture(scope="module")
+def gitops(tmp_path_factory, work_tree_collections):
+    root = tmp_path_factory.mktemp("gitops")
+    extra = {"model_cache_mode": "gitops", "model_cache_gitops_dir": str(root)}
+    first = run_playbook(work_tree_collections, "seed_models.yml", "dev", extra)
+    assert first.returncode == 0, first.output[-3000:]
+    snapshot = {name: (root / name).read_bytes() for name in files_under(root)}
+    again = run_playbook(work_tree_collections, "seed_models.yml", "dev", extra)
+    return dict(root=root, first=first, again=again, snapshot=snapshot)
+
+
+def test_gitops_render_is_idempotent(gitops):
+    assert gitops["first"].recap["changed"] > 0
+    assert gitops["again"].returncode == 0 and gitops["again"].recap["changed"] == 0, gitops["again"].output[-3000:]
+    root = gitops["root"]
+    assert {name: (root / name).read_bytes() for name in files_under(root)} == gitops["snapshot"]
+    assert files_under(root) == [
+        "apps/base/ollama/model-cache/configmap-seed-script.yaml",
+        "apps/base/ollama/model-cache/job-seed-models.yaml",
+        "apps/base/ollama/model-cache/kustomization.yaml",
+        "apps/base/ollama/model-cache/namespace.yaml",
+        "apps/base/ollama/model-cache/persistentvolumeclaim.yaml",
+        "base/services/ollama-model-cache.yaml",
+    ]
+
+
+@pytest.mark.parametrize("environment", ["dev", "prod"])
+def test_gitops_objects_validate_after_substitution(gitops, environment, validate_k8s, validate_flux):
+    app = gitops["root"] / "apps" / "base" / "ollama" / "model-cache"
+    kustomization = yaml.safe_load((app / "kustomization.yaml").read_text())
+    objects = {}
+    for name in kustomization["resources"]:
+        text = (app / name).read_text()
+        (obj,) = [doc for doc in yaml.safe_load_all(text) if doc]
+        annotations = obj["metadata"].get("annotations", {})
+        if annotations.get("kustomize.toolkit.fluxcd.io/substitute") != "disabled":
+            # Flux substitutes cluster-vars; an unknown variable would fail the reconcile
+            assert set(PLACEHOLDER.findall(text)) <= set(CLUSTER_VARS[environment]), name
+            obj = yaml.safe_load(PLACEHOLDER.sub(lambda m: CLUSTER_VARS[environment][m.group(1)], text))
+        validate_k8s(obj)
+        objects[obj["kind"]] = obj
+    assert objects["PersistentVolumeClaim"]["spec"]["resources"]["requests"]["storage"] == \
+        CLUSTER_VARS[environment]["OLLAMA_STORAGE_SIZE"]
+    job = objects["Job"]
+    assert "ttlSecondsAfterFinished" not in job["spec"]  # Flux would re-create a deleted Job
+    env = {item["name"]: item["value"] for item in job["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["MODEL_CACHE_MODELS"] == "qwen2.5:72b"
+    flux_file = gitops["root"] / "base" / "services" / "ollama-model-cache.yaml"
+    (flux,) = [d for d in yaml.safe_load_all(flux_file.read_text()) if d]
+    validate_flux(flux)
+    assert flux["spec"]["path"] == "./apps/base/ollama/model-cache" and flux["spec"]["wait"] is True
+    assert flux["spec"]["postBuild"]["substituteFrom"] == [{"kind": "ConfigMap", "name": "cluster-vars"}]
