@@ -5,7 +5,7 @@ ENV := source tools/env.sh &&
 VERSION := $(shell sed -n 's/^version: *//p' galaxy.yml)
 TARBALL := build/aiplatform-ollama-$(VERSION).tar.gz
 INSTALLED := .collections/ansible_collections/aiplatform/ollama/MANIFEST.json
-COLLECTION_SOURCES := $(wildcard galaxy.yml meta/runtime.yml README.md $(shell git ls-files plugins roles playbooks 2>/dev/null))
+COLLECTION_SOURCES := $(wildcard galaxy.yml meta/runtime.yml README.md $(shell git ls-files --cached --others --exclude-standard plugins roles playbooks 2>/dev/null))
 MOLECULE_SCENARIOS := $(notdir $(patsubst %/molecule.yml,%,$(wildcard molecule/*/molecule.yml)))
 
 .PHONY: setup test demo bench lint sanity unit integration molecule collection clean help
