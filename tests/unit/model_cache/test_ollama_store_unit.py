@@ -1,0 +1,136 @@
+"""The store layout helpers on a temporary directory: paths, verification, atomicity, removal."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+
+import pytest
+
+from ansible_collections.aiplatform.ollama.plugins.module_utils.model_ref import ModelRef
+from ansible_collections.aiplatform.ollama.plugins.module_utils.ollama_registry import ollama_manifest_digest
+from ansible_collections.aiplatform.ollama.plugins.module_utils.ollama_store import (
+    OllamaStore,
+    StoreError,
+    blob_name,
+    descriptors,
+)
+
+
+def blob(content: bytes, media_type="application/vnd.ollama.image.model") -> dict:
+    return {"mediaType": media_type, "digest": "sha256:" + hashlib.sha256(content).hexdigest(), "size": len(content)}
+
+
+def manifest(*contents: bytes) -> dict:
+    config = blob(b'{"model_format":"gguf"}', "application/vnd.docker.container.image.v1+json")
+    return {"schemaVersion": 2, "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+            "config": config, "layers": [blob(c) for c in contents]}
+
+
+def opener_for(content: bytes, honour_range=True):
+    def opener(offset):
+        start = offset if honour_range else 0
+        return io.BytesIO(content[start:]), start
+    return opener
+
+
+def fill(store: OllamaStore, mf: dict, contents: dict) -> None:
+    for digest, size in descriptors(mf):
+        store.download_blob(digest, size, opener_for(contents[digest]))
+
+
+def contents_of(mf: dict, *layers: bytes) -> dict:
+    data = {d["digest"]: c for d, c in zip(mf["layers"], layers)}
+    data[mf["config"]["digest"]] = b'{"model_format":"gguf"}'
+    return data
+
+
+def test_layout_matches_ollama(tmp_path):
+    store = OllamaStore(tmp_path)
+    ref = ModelRef.parse("qwen2.5:72b")
+    assert store.manifest_path(ref) == str(tmp_path / "manifests/registry.ollama.ai/library/qwen2.5/72b")
+    assert blob_name("sha256:" + "A" * 64) == "sha256-" + "a" * 64
+    with pytest.raises(StoreError):
+        blob_name("md5:abc")
+
+
+def test_seed_then_manifest_written_last_with_ollamas_digest(tmp_path):
+    store = OllamaStore(tmp_path)
+    ref = ModelRef.parse("localhost:5000/library/tiny:v1")
+    mf = manifest(b"weights" * 100, b"{{ .Prompt }}")
+    with pytest.raises(StoreError) as err:
+        store.write_manifest(ref, mf)
+    assert err.value.kind == "incomplete" and not (tmp_path / "manifests/localhost:5000").exists()
+    fill(store, mf, contents_of(mf, b"weights" * 100, b"{{ .Prompt }}"))
+    assert store.missing(mf) == []
+    digest = store.write_manifest(ref, mf)
+    assert digest == ollama_manifest_digest(mf) == store.read_manifest(ref).digest
+    with open(store.manifest_path(ref)) as handle:
+        assert json.loads(handle.read()) == mf
+    assert sorted(p.name for p in (tmp_path / "blobs").iterdir()) == sorted(
+        blob_name(d) for d, _s in descriptors(mf))  # no partial or temporary file
+
+
+def test_digest_mismatch_leaves_nothing(tmp_path):
+    store = OllamaStore(tmp_path)
+    good = b"x" * 4096
+    digest = "sha256:" + hashlib.sha256(good).hexdigest()
+    with pytest.raises(StoreError) as err:
+        store.download_blob(digest, len(good), opener_for(b"y" * 4096))
+    assert err.value.kind == "digest" and err.value.digest == digest
+    assert list((tmp_path / "blobs").iterdir()) == []
+
+
+def test_short_download_keeps_the_partial_and_resumes(tmp_path):
+    store = OllamaStore(tmp_path)
+    data = bytes(range(256)) * 64
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    with pytest.raises(StoreError) as err:
+        store.download_blob(digest, len(data), opener_for(data[:1000], honour_range=False))
+    assert err.value.kind == "short" and store.partial_bytes(digest, len(data)) == 1000
+    assert store.download_blob(digest, len(data), opener_for(data)) == len(data) - 1000
+    assert store.blob_complete(digest, len(data))
+
+
+def test_resume_ignored_by_the_server_starts_over(tmp_path):
+    store = OllamaStore(tmp_path)
+    data = b"abc" * 1000
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    (tmp_path / "blobs").mkdir()
+    (tmp_path / "blobs" / (blob_name(digest) + "-partial")).write_bytes(data[:500])
+    assert store.download_blob(digest, len(data), opener_for(data, honour_range=False)) == len(data)
+    assert store.blob_complete(digest, len(data))
+
+
+def test_oversized_blob_is_refused(tmp_path):
+    store = OllamaStore(tmp_path)
+    data = b"z" * 100
+    with pytest.raises(StoreError) as err:
+        store.download_blob("sha256:" + hashlib.sha256(data).hexdigest(), 50, opener_for(data))
+    assert err.value.kind == "size" and list((tmp_path / "blobs").iterdir()) == []
+
+
+def test_remove_keeps_shared_blobs_and_prunes_directories(tmp_path):
+    store = OllamaStore(tmp_path)
+    one, two = ModelRef.parse("team/one:v1"), ModelRef.parse("other/two:v1")
+    m1, m2 = manifest(b"one-weights", b"shared"), manifest(b"two-weights", b"shared")
+    for ref, mf, layers in ((one, m1, (b"one-weights", b"shared")), (two, m2, (b"two-weights", b"shared"))):
+        fill(store, mf, contents_of(mf, *layers))
+        store.write_manifest(ref, mf)
+    removed, freed, kept = store.remove(two)
+    assert kept is None and removed == [m2["layers"][0]["digest"]] and freed == len(b"two-weights")
+    assert store.read_manifest(two) is None and not (tmp_path / "manifests/registry.ollama.ai/other").exists()
+    assert store.missing(m1) == []
+    assert store.remove(two) == ([], 0, None)
+
+
+def test_unreadable_manifest_is_reported_as_corrupt(tmp_path):
+    store = OllamaStore(tmp_path)
+    ref = ModelRef.parse("tiny")
+    path = tmp_path / "manifests/registry.ollama.ai/library/tiny/latest"
+    path.parent.mkdir(parents=True)
+    path.write_text("{not json")
+    with pytest.raises(StoreError) as err:
+        store.read_manifest(ref)
+    assert err.value.kind == "corrupt"
