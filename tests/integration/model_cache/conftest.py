@@ -14,4 +14,8 @@ def seed_module():
 
 
 # the Kubernetes and Flux schema checks of the ollama_flux suite, as fixtures here too
-from tests.integration.ollama_flux.conftest import flux_schemas, validate_flux, validate_k8s  # noqa: E402, F401
+from tests.integration.ollama_flux.conftest import (  # noqa: E402, F401  pylint: disable=unused-import
+    flux_schemas,
+    validate_flux,
+    validate_k8s,
+)

@@ -8,7 +8,7 @@ from pathlib import Path
 from tests.playbook import link_work_tree
 
 try:
-    import ansible_collections.aiplatform.ollama.plugins.module_utils.ollama_store  # noqa: F401
+    import ansible_collections.aiplatform.ollama.plugins.module_utils.ollama_store  # noqa: F401  pylint: disable=unused-import
 except ImportError:
     import sys
 
