@@ -1,30 +1,20 @@
-"""Run the ollama_flux role from the work tree and read back what it rendered.
-
-ansible-playbook sees the work tree itself as aiplatform.ollama (a symlink under a temporary
-ansible_collections/ directory), not the copy `make collection` installs into .collections: the
-tests then never run stale code when someone forgets to rebuild, and need no build step.
-kubernetes.core and community.general come from the pinned `ansible` package in the venv.
-"""
+"""Run the ollama_flux role from the work tree (tests/playbook.py) and read back what it rendered."""
 
 from __future__ import annotations
 
 import copy
-import json
 import os
 import re
 import shutil
-import subprocess
-import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import yaml
 
+from tests.playbook import PlaybookRun, run_playbook
+
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
-PLAYBOOK = PROJECT_ROOT / "playbooks" / "deploy.yml"
 PLACEHOLDER = re.compile(r"\$\{([A-Z0-9_]+)\}")
-RECAP = re.compile(r"ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)")
 
 # The seed's configuration table (ollama-service-catalog.md), verbatim.
 SEED_TABLE = {
@@ -51,50 +41,17 @@ SEED_TABLE = {
 }
 
 
-@dataclass
-class Run:
-    returncode: int
-    output: str
-
-    @property
-    def recap(self) -> dict:
-        match = RECAP.search(self.output)
-        assert match, f"no PLAY RECAP in the output:\n{self.output[-3000:]}"
-        return dict(zip(("ok", "changed", "unreachable", "failed"), map(int, match.groups())))
+@pytest.fixture(scope="session")
+def collections_path(work_tree_collections) -> Path:
+    return work_tree_collections
 
 
 @pytest.fixture(scope="session")
-def collections_path(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("collections")
-    target = root / "ansible_collections" / "aiplatform"
-    target.mkdir(parents=True)
-    (target / "ollama").symlink_to(PROJECT_ROOT, target_is_directory=True)
-    return root
-
-
-@pytest.fixture(scope="session")
-def run_deploy(collections_path):
+def run_deploy(work_tree_collections):
     """ansible-playbook playbooks/deploy.yml -i inventories/<inventory> with extra vars (JSON)."""
 
-    def run(inventory: str, extra_vars: dict, *args: str) -> Run:
-        env = {
-            **os.environ,
-            "ANSIBLE_COLLECTIONS_PATH": str(collections_path),
-            "ANSIBLE_NOCOLOR": "1",
-            "ANSIBLE_FORCE_COLOR": "0",
-            "ANSIBLE_RETRY_FILES_ENABLED": "0",
-        }
-        argv = [
-            str(Path(sys.executable).with_name("ansible-playbook")),
-            "-i",
-            str(PROJECT_ROOT / "inventories" / inventory),
-            str(PLAYBOOK),
-            "-e",
-            json.dumps(extra_vars),
-            *args,
-        ]
-        proc = subprocess.run(argv, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=300)
-        return Run(proc.returncode, proc.stdout + proc.stderr)
+    def run(inventory: str, extra_vars: dict, *args: str) -> PlaybookRun:
+        return run_playbook(work_tree_collections, "deploy.yml", inventory, extra_vars, *args, timeout=300)
 
     return run
 
