@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # ansible-test sanity needs the collection at ansible_collections/<ns>/<name>: run it on a copy of
-# the tracked and new (not ignored) files in a temporary tree, removed afterwards.
+# the tracked and new (not ignored) files in a temporary tree, removed afterwards. It checks what the
+# collection ships; the pytest suites, benchmarks and tooling (build_ignore'd) are held to ruff instead.
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 cd "$PROJECT_ROOT"
@@ -10,6 +11,7 @@ trap 'rm -rf "$tree"' EXIT
 dest="$tree/ansible_collections/aiplatform/ollama"
 mkdir -p "$dest"
 git ls-files -z --cached --others --exclude-standard | while IFS= read -r -d '' f; do
+  case "$f" in tests/*|benchmarks/*|tools/*|.ci/*) continue ;; esac
   [ -e "$f" ] && printf '%s\0' "$f"
 done | xargs -0 cp --parents -t "$dest"
 # ansible-test keeps its per-test venvs under ~/.ansible/test and bootstraps pip there with a script
