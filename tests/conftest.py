@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 
+from tests import schemas
+from tests.module_runner import run_module
 from tests.playbook import link_work_tree
 from tests.services import process
 from tests.services.models import make_gguf
@@ -20,6 +24,11 @@ from tests.services.registry import PublishedModel, Registry
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 _RUNNING: list = []
+
+# Test modules import the plugins as Ansible does, ansible_collections.aiplatform.ollama.*, when
+# pytest collects them: the work tree must be that package before collection, never an installed copy.
+_IMPORT_ROOT = link_work_tree(Path(tempfile.mkdtemp(prefix="aiplatform-ollama-import-")))
+sys.path.insert(0, str(_IMPORT_ROOT))
 
 
 def fixtures_dir() -> Path:
@@ -34,6 +43,33 @@ def shared_fixtures() -> Path:
     if not path.is_dir():
         pytest.skip(f"shared fixtures not found at {path}: set AIPLATFORM_FIXTURES_DIR to a copy of them")
     return path
+
+
+@pytest.fixture(scope="session")
+def module_runner():
+    """run_module(module, args, check_mode=False, diff=True) -> the module's result dict."""
+    return run_module
+
+
+@pytest.fixture(scope="session")
+def flux_schemas(shared_fixtures) -> dict:
+    """(apiVersion, kind) -> a strict JSON schema from the Flux CRDs in the shared fixtures."""
+    crd_dir = shared_fixtures / "flux-crds"
+    if not crd_dir.is_dir():
+        pytest.skip(f"Flux CRDs not found at {crd_dir}: set AIPLATFORM_FIXTURES_DIR to a copy of the fixtures")
+    return schemas.load_flux_schemas(crd_dir)
+
+
+@pytest.fixture(scope="session")
+def validate_flux(flux_schemas):
+    """Check one Flux object against its CRD's schema, unknown fields included."""
+    return lambda obj: schemas.validate_flux(obj, flux_schemas)
+
+
+@pytest.fixture(scope="session")
+def validate_k8s():
+    """Check one built-in Kubernetes object against the 1.37 schemas, strictly."""
+    return schemas.validate_k8s
 
 
 class ModelFactory:
@@ -98,6 +134,7 @@ def pytest_runtest_makereport(item, call):
 
 def pytest_sessionfinish(session, exitstatus):
     """No test may leave a service process behind: fail the run if one survived its fixture."""
+    shutil.rmtree(_IMPORT_ROOT, ignore_errors=True)
     survivors = [p for p in process.STARTED if p.group_alive()]
     for proc in survivors:
         proc.stop()

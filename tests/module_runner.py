@@ -1,34 +1,15 @@
-"""Import the collection's plugins from the work tree (as ansible_collections.aiplatform.ollama) and run
-modules in-process, turning exit_json/fail_json into a returned result."""
+"""Run a module's main() in-process, exit_json/fail_json turned into a returned result.
+
+As kubernetes.core's unit tests do: the module talks to the real services, only its exit is caught.
+The plugins are imported from the work tree (tests/conftest.py puts it on sys.path).
+"""
 
 from __future__ import annotations
 
 import importlib
-import sys
-import tempfile
 import urllib.request
-from pathlib import Path
 
 import pytest
-
-PROJECT_ROOT = Path(__file__).resolve().parents[3]
-
-
-def collection_on_path(base: Path) -> None:
-    """Make `ansible_collections.aiplatform.ollama` resolve to this work tree, not an installed copy."""
-    link = base / "ansible_collections" / "aiplatform" / "ollama"
-    if not link.exists():
-        link.parent.mkdir(parents=True, exist_ok=True)
-        link.symlink_to(PROJECT_ROOT, target_is_directory=True)
-    if str(base) not in sys.path:
-        sys.path.insert(0, str(base))
-
-
-try:
-    import ansible_collections.aiplatform.ollama.plugins.module_utils.model_ref  # noqa: F401
-except ImportError:
-    # needed at import time: test modules import the plugins when pytest collects them
-    collection_on_path(Path(tempfile.mkdtemp(prefix="ollama_modules_collections_")))
 
 
 class ModuleExit(Exception):
@@ -67,8 +48,3 @@ def run_module(module: str, args: dict, check_mode: bool = False, diff: bool = T
                 # global one; a module process drops it on exit, the test process must do so itself
                 urllib.request.install_opener(None)
     raise AssertionError(f"{module} returned without exit_json or fail_json")
-
-
-@pytest.fixture(scope="session")
-def module_runner():
-    return run_module
