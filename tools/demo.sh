@@ -4,7 +4,11 @@
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 cd "$PROJECT_ROOT"
-exec python tools/with_services.py bash -c 'set -o pipefail
+# The demo's Ollama serves the store that the model_cache stage seeds (inventories/local), so the
+# verify stage proves the seeded store is what Ollama loads.
+# each demo starts from an empty store: its registry, and so the model's reference, change per run
+rm -rf build/model-cache
+exec python tools/with_services.py --models-dir build/model-cache/models bash -c 'set -o pipefail
 
   mkdir -p build &&
   ansible-playbook -i inventories/local playbooks/site.yml "$@" &&

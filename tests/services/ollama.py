@@ -20,11 +20,11 @@ def ollama_bin() -> str:
 
 
 class OllamaServer:
-    """`ollama serve` on a free port of 127.0.0.1 with its model store in workdir/models."""
+    """`ollama serve` on a free port of 127.0.0.1 with its model store in workdir/models (or models_dir)."""
 
-    def __init__(self, workdir: Path, env: dict | None = None):
+    def __init__(self, workdir: Path, env: dict | None = None, models_dir: Path | None = None):
         self.workdir = workdir
-        self.models_dir = workdir / "models"
+        self.models_dir = Path(models_dir) if models_dir else workdir / "models"
         self.port = free_port()
         self.host = f"127.0.0.1:{self.port}"
         self.url = f"http://{self.host}"
@@ -40,8 +40,8 @@ class OllamaServer:
 
     @classmethod
     @contextlib.contextmanager
-    def start(cls, workdir: Path, env: dict | None = None):
-        server = cls(Path(workdir), env)
+    def start(cls, workdir: Path, env: dict | None = None, models_dir: Path | None = None):
+        server = cls(Path(workdir), env, models_dir)
         try:
             server._start()
             yield server
@@ -49,6 +49,7 @@ class OllamaServer:
             server.stop()
 
     def _start(self) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
         self.models_dir.mkdir(parents=True, exist_ok=True)
         self._proc = ManagedProcess("ollama", [self.binary, "serve"], self.workdir / "ollama.log", env=self.env)
         self._proc.wait_http(self.url + "/api/version", timeout=60)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import os
 import re
 import shutil
@@ -100,13 +99,19 @@ class GitopsTree:
         return release
 
 
+# The inventories hand the namespace and the claim to model_cache (tests/integration/test_site_gitops.py
+# renders both stages together); these tests look at ollama_flux owning everything itself.
+STANDALONE = {"ollama_flux_pvc_mode": "role", "ollama_flux_namespace_create": True, "ollama_flux_gitops_depends_on": []}
+
+
 @pytest.fixture(scope="session")
 def rendered(tmp_path_factory, run_deploy):
     """dev and prod rendered once per session, each into its own tree."""
     trees = {}
     for environment in ("dev", "prod"):
         root = tmp_path_factory.mktemp(f"gitops-{environment}")
-        result = run_deploy(environment, {"ollama_flux_mode": "gitops", "ollama_flux_gitops_dir": str(root)})
+        result = run_deploy(environment, {"ollama_flux_mode": "gitops", "ollama_flux_gitops_dir": str(root),
+                                          **STANDALONE})
         assert result.returncode == 0, result.output[-4000:]
         trees[environment] = GitopsTree(root, environment)
     return trees
@@ -129,79 +134,6 @@ def ollama_chart(shared_fixtures) -> Path:
             "charts/ollama-1.53.0 (helm pull ollama --repo https://helm.otwld.com --version 1.53.0 --untar)"
         )
     return chart
-
-
-@pytest.fixture(scope="session")
-def flux_schemas(shared_fixtures):
-    """(apiVersion, kind) -> a strict JSON schema from the Flux CRDs' openAPIV3Schema."""
-    crd_dir = shared_fixtures / "flux-crds"
-    if not crd_dir.is_dir():
-        pytest.skip(f"Flux CRDs not found at {crd_dir}")
-    schemas = {}
-    for path in crd_dir.glob("*.yaml"):
-        for crd in yaml.safe_load_all(path.read_text()):
-            if not crd or crd.get("kind") != "CustomResourceDefinition":
-                continue
-            group, kind = crd["spec"]["group"], crd["spec"]["names"]["kind"]
-            for version in crd["spec"]["versions"]:
-                schemas[(f"{group}/{version['name']}", kind)] = strict_schema(version["schema"]["openAPIV3Schema"])
-    return schemas
-
-
-def strict_schema(schema: dict) -> dict:
-    """The API server prunes unknown fields silently: make them an error, as kubectl --validate=strict does."""
-    schema = copy.deepcopy(schema)
-
-    def walk(node):
-        if isinstance(node, dict):
-            if (
-                "properties" in node
-                and "additionalProperties" not in node
-                and not node.get("x-kubernetes-preserve-unknown-fields")
-            ):
-                node["additionalProperties"] = False
-            for value in node.values():
-                walk(value)
-        elif isinstance(node, list):
-            for value in node:
-                walk(value)
-
-    walk(schema)
-    # metadata is described as a bare object in CRDs; the API server checks it itself
-    schema.setdefault("properties", {}).setdefault("metadata", {"type": "object"})
-    return schema
-
-
-@pytest.fixture(scope="session")
-def validate_flux(flux_schemas):
-    """Check one Flux object against its CRD's schema, unknown fields included."""
-    return lambda obj: _validate_flux(obj, flux_schemas)
-
-
-@pytest.fixture(scope="session")
-def validate_k8s():
-    """Check one built-in Kubernetes object against the 1.37 schemas, strictly."""
-    return _validate_k8s
-
-
-def _validate_flux(obj: dict, schemas: dict) -> None:
-    import jsonschema
-
-    key = (obj["apiVersion"], obj["kind"])
-    assert key in schemas, f"no CRD schema for {key}"
-    errors = sorted(jsonschema.Draft7Validator(schemas[key]).iter_errors(obj), key=lambda e: list(e.path))
-    assert not errors, f"{key} {obj['metadata']['name']}: " + "; ".join(
-        f"{'/'.join(map(str, e.path))}: {e.message}" for e in errors
-    )
-
-
-def _validate_k8s(obj: dict, version: str = "1.37.0") -> None:
-    import kubernetes_validate
-
-    try:
-        kubernetes_validate.validate(obj, version, strict=True)
-    except kubernetes_validate.ValidationError as exc:
-        pytest.fail(f"{obj['kind']}/{obj['metadata'].get('name')}: {exc.message} at {'/'.join(map(str, exc.path))}")
 
 
 @pytest.fixture(scope="session")
