@@ -1,0 +1,110 @@
+"""dev and prod rendered the way the inventories ship: model_cache and ollama_flux into one Flux tree.
+
+The two stages must fit together: one owner per object, Ollama's Kustomization waiting for the seed
+Job's, the release mounting the claim the seed Job fills, everything valid against the schemas.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from collections import Counter
+
+import pytest
+import yaml
+
+from tests.playbook import run_playbook
+
+
+def _render(collections, environment: str, root) -> None:
+    extra = {"ollama_flux_mode": "gitops", "ollama_flux_gitops_dir": str(root)}
+    for playbook in ("seed_models.yml", "deploy.yml"):
+        run = run_playbook(collections, playbook, environment, extra)
+        assert run.returncode == 0, run.output[-4000:]
+
+
+def _cluster_vars(root, environment: str) -> dict:
+    """base/services/environment.env merged with the stage's, as the cluster-vars ConfigMap holds them."""
+    variables = {}
+    for path in (root / "base" / "services" / "environment.env",
+                 root / "clusters" / "stages" / environment / "services" / "environment.env"):
+        for line in path.read_text().splitlines():
+            if line.strip() and not line.startswith("#"):
+                key, _, value = line.partition("=")
+                variables[key] = value
+    return variables
+
+
+def _objects(root, environment: str) -> list[tuple[str, dict]]:
+    """Every object of the tree as Flux applies it: ${VAR} filled from cluster-vars, except where
+    an object opts out of substitution (the seed script's own shell variables)."""
+    variables = _cluster_vars(root, environment)
+    found = []
+    for path in sorted(root.rglob("*.yaml")):
+        for doc in yaml.safe_load_all(path.read_text()):
+            if not doc or doc.get("apiVersion") == "kustomize.config.k8s.io/v1beta1":
+                continue
+            annotations = doc.get("metadata", {}).get("annotations") or {}
+            if annotations.get("kustomize.toolkit.fluxcd.io/substitute") != "disabled":
+                text = re.sub(r"\$\{([A-Z0-9_]+)\}", lambda m: variables.get(m.group(1), m.group(0)),
+                              yaml.safe_dump(doc))
+                assert "${OLLAMA_" not in text, f"{path}: a variable cluster-vars does not define"
+                doc = yaml.safe_load(text)
+            found.append((str(path.relative_to(root)), doc))
+    return found
+
+
+@pytest.mark.parametrize("environment", ["dev", "prod"])
+def test_stages_render_into_one_consistent_tree(work_tree_collections, tmp_path, environment,
+                                                validate_k8s, validate_flux):
+    _render(work_tree_collections, environment, tmp_path)
+    objects = _objects(tmp_path, environment)
+    owners = Counter((doc["kind"], doc["metadata"]["name"]) for _, doc in objects)
+    assert owners[("Namespace", "ollama")] == 1
+    assert owners[("PersistentVolumeClaim", "ollama-models")] == 1
+    duplicated = [key for key, count in owners.items() if count > 1]
+    assert not duplicated, f"objects owned twice: {duplicated}"
+
+    by_name = {(doc["kind"], doc["metadata"]["name"]): doc for _, doc in objects}
+    ollama = by_name[("Kustomization", "ollama")]
+    assert ollama["spec"]["dependsOn"] == [{"name": "ollama-model-cache"}]
+    assert by_name[("Kustomization", "ollama-model-cache")]["spec"]["wait"] is True
+    services = yaml.safe_load((tmp_path / "base" / "services" / "kustomization.yaml").read_text())
+    assert set(services["resources"]) == {"ollama.yaml", "ollama-model-cache.yaml"}
+
+    release = by_name[("HelmRelease", "ollama")]
+    assert release["spec"]["values"]["persistentVolume"]["existingClaim"] == "ollama-models"
+    assert release["spec"]["values"]["ollama"]["models"].get("pull", []) == []
+
+    size = {"dev": "5Gi", "prod": "10Gi"}[environment]
+    assert by_name[("PersistentVolumeClaim", "ollama-models")]["spec"]["resources"]["requests"]["storage"] == size
+
+    for _, doc in objects:
+        if doc["apiVersion"].split("/")[0].endswith("fluxcd.io"):
+            validate_flux(doc)
+        else:
+            validate_k8s(doc)
+
+
+def test_rendering_again_changes_nothing(work_tree_collections, tmp_path):
+    _render(work_tree_collections, "prod", tmp_path)
+    before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    extra = {"ollama_flux_mode": "gitops", "ollama_flux_gitops_dir": str(tmp_path)}
+    for playbook in ("seed_models.yml", "deploy.yml"):
+        run = run_playbook(work_tree_collections, playbook, "prod", extra)
+        assert run.returncode == 0, run.output[-4000:]
+        assert run.recap["changed"] == 0
+    assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before
+
+
+def test_stage_builds_with_kustomize(work_tree_collections, tmp_path):
+    kubectl = shutil.which("kubectl")
+    if not kubectl:
+        pytest.skip("kubectl not on PATH: the kustomize build of the stage is not checked")
+    _render(work_tree_collections, "dev", tmp_path)
+    stage = tmp_path / "clusters" / "stages" / "dev" / "services"
+    out = subprocess.run([kubectl, "kustomize", str(stage)], capture_output=True, text=True, check=True).stdout
+    built = {(d["kind"], d["metadata"]["name"]) for d in yaml.safe_load_all(out) if d}
+    wanted = {("Kustomization", "ollama"), ("Kustomization", "ollama-model-cache"), ("ConfigMap", "cluster-vars")}
+    assert wanted <= built
