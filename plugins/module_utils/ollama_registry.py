@@ -121,6 +121,19 @@ class RegistryClient:
         self.headers = dict(headers or {})
         self._token = {}  # scope -> bearer token
 
+    @classmethod
+    def from_params(cls, host, params):
+        """The client a module's registry options describe (insecure, registry_*, timeout, TLS)."""
+        return cls(
+            host,
+            insecure=params["insecure"],
+            username=params.get("registry_username"),
+            password=params.get("registry_password"),
+            timeout=params["timeout"],
+            validate_certs=params["validate_certs"],
+            ca_path=params.get("ca_path"),
+        )
+
     # -- transport ----------------------------------------------------------------------------
 
     def _basic(self):

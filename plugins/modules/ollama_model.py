@@ -300,15 +300,7 @@ class ModelTask:
             self.fail(f"listing the models on {self.client.base_url} to check {self.ref.short}: {err}")
 
     def registry_view(self):
-        registry = RegistryClient(
-            self.ref.host,
-            insecure=self.params["insecure"],
-            username=self.params["registry_username"],
-            password=self.params["registry_password"],
-            timeout=self.params["timeout"],
-            validate_certs=self.params["validate_certs"],
-            ca_path=self.params["ca_path"],
-        )
+        registry = RegistryClient.from_params(self.ref.host, self.params)
         return registry.resolve(self.ref.repository, self.ref.tag)
 
     def pull_plan(self, remote):

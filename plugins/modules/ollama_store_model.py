@@ -243,15 +243,7 @@ class SeedTask:
             self.fail(f"reading the store {self.store.root} for {self.ref.short}: {err}")
 
     def registry(self):
-        return RegistryClient(
-            self.ref.host,
-            insecure=self.params["insecure"],
-            username=self.params["registry_username"],
-            password=self.params["registry_password"],
-            timeout=self.params["timeout"],
-            validate_certs=self.params["validate_certs"],
-            ca_path=self.params["ca_path"],
-        )
+        return RegistryClient.from_params(self.ref.host, self.params)
 
     def resolve(self, client):
         try:
