@@ -20,7 +20,10 @@ from urllib.parse import urlparse
 
 from ansible.module_utils.urls import ConnectionError as UrlConnectionError
 
-from ansible_collections.aiplatform.ollama.plugins.module_utils.ollama_http import HttpTransport
+from ansible_collections.aiplatform.ollama.plugins.module_utils.ollama_http import (
+    HttpTransport,
+    untrusted_certificate_fix,
+)
 
 DEFAULT_HOST = "http://127.0.0.1:11434"
 
@@ -149,9 +152,11 @@ class OllamaClient:
                 raise OllamaError(
                     f"{what} on {self.base_url} timed out after {timeout or self.timeout}s", kind="timeout", url=url
                 ) from err
+            fix = untrusted_certificate_fix(err) or (
+                "check `host` and that `ollama serve` is running and listening there"
+            )
             raise OllamaError(
-                f"cannot reach the Ollama server at {self.base_url} ({_reason(err)}): check `host` and that `ollama "
-                "serve` is running and listening there",
+                f"cannot reach the Ollama server at {self.base_url} ({_reason(err)}): {fix}",
                 kind="unreachable",
                 url=url,
             ) from err

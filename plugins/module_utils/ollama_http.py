@@ -50,3 +50,14 @@ class HttpTransport:
             use_netrc=False,
             context=self._context(url),
         )
+
+
+def untrusted_certificate_fix(err):
+    """The fix for a TLS certificate the client does not trust, or '' for any other connection error."""
+    reason = getattr(err, "reason", None) or err
+    if isinstance(reason, ssl.SSLCertVerificationError) or "CERTIFICATE_VERIFY_FAILED" in str(reason):
+        return (
+            "its TLS certificate is not trusted here: set ca_path to the PEM file of the CA that signed it "
+            "(validate_certs: false skips the check, for tests only)"
+        )
+    return ""

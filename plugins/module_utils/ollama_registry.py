@@ -20,7 +20,10 @@ from urllib.parse import urlencode, urljoin
 
 from ansible.module_utils.urls import ConnectionError as UrlConnectionError
 
-from ansible_collections.aiplatform.ollama.plugins.module_utils.ollama_http import HttpTransport
+from ansible_collections.aiplatform.ollama.plugins.module_utils.ollama_http import (
+    HttpTransport,
+    untrusted_certificate_fix,
+)
 
 MANIFEST_V2 = "application/vnd.docker.distribution.manifest.v2+json"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -151,7 +154,11 @@ class RegistryClient:
             ) from err
         except (URLError, UrlConnectionError, OSError) as err:
             reason = getattr(err, "reason", None) or err
-            hint = "" if self.base_url.startswith("http:") else " (a plain-HTTP registry needs insecure=true)"
+            fix = untrusted_certificate_fix(err)
+            if fix:
+                hint = f" ({fix})"
+            else:
+                hint = "" if self.base_url.startswith("http:") else " (a plain-HTTP registry needs insecure=true)"
             raise RegistryError(
                 f"cannot reach registry {self.host} at {url}: {reason}{hint}", kind="unreachable", url=url
             ) from err

@@ -67,6 +67,20 @@ class ManagedProcess:
         self.stop()
         raise ServiceError(f"{self.name} did not answer {url} within {timeout}s:\n{self.log_tail()}")
 
+    def wait_tcp(self, port: int, host: str = "127.0.0.1", timeout: float = 30.0) -> None:
+        """Wait until the port accepts connections (for a TLS listener a plain HTTP client can't judge)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise ServiceError(f"{self.name} exited with {self.proc.returncode}:\n{self.log_tail()}")
+            try:
+                socket.create_connection((host, port), timeout=1).close()
+                return
+            except OSError:
+                time.sleep(0.1)
+        self.stop()
+        raise ServiceError(f"{self.name} did not listen on {host}:{port} within {timeout}s:\n{self.log_tail()}")
+
     def group_alive(self) -> bool:
         """Whether any process of this service's process group (children included) still runs."""
         try:
