@@ -1,0 +1,103 @@
+"""What the benchmarks share: models made in a child process, the work tree as a collection, and
+running a child process while sampling its peak RSS."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+if str(PROJECT_ROOT) not in sys.path:
+    sys.path.insert(0, str(PROJECT_ROOT))
+
+from tests.services.ollama import OllamaServer  # noqa: E402
+
+
+def make_model(path: Path, seed: int, size_mb: int) -> Path:
+    # in a child process, so the benchmark itself never holds the weights in memory
+    code = (
+        f"from pathlib import Path; from tests.services.models import make_gguf; "
+        f"make_gguf(Path({str(path)!r}), seed={seed}, size_mb={size_mb})"
+    )
+    subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, check=True)
+    return path
+
+
+def collection_path(base: Path) -> Path:
+    link = base / "ansible_collections" / "aiplatform" / "ollama"
+    link.parent.mkdir(parents=True, exist_ok=True)
+    link.symlink_to(PROJECT_ROOT, target_is_directory=True)
+    return base
+
+
+def delete_model(server: OllamaServer, ref: str) -> None:
+    req = urllib.request.Request(
+        server.url + "/api/delete",
+        data=json.dumps({"model": ref}).encode(),
+        method="DELETE",
+        headers={"Content-Type": "application/json"},
+    )
+    try:
+        urllib.request.urlopen(req, timeout=60).close()
+    except urllib.error.HTTPError as err:
+        if err.code != 404:
+            raise
+
+
+def hwm_kib(pid: int) -> int:
+    """Peak RSS of the process image now in pid (VmHWM restarts at exec, unlike a child's ru_maxrss,
+    which would still count the memory of the benchmark process it was forked from)."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def run_measured(argv: list[str], env: dict) -> tuple[float, int, str]:
+    """Wall seconds, peak RSS in KiB and output of one child process."""
+    peak = 0
+    with tempfile.TemporaryFile() as out:
+        started = time.monotonic()
+        proc = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT)
+        while proc.poll() is None:
+            peak = max(peak, hwm_kib(proc.pid))
+            time.sleep(0.02)
+        seconds = time.monotonic() - started
+        out.seek(0)
+        text = out.read().decode(errors="replace")
+    if proc.returncode != 0:
+        raise RuntimeError(f"{argv[:3]} exited {proc.returncode}: {text[-2000:]}")
+    return seconds, peak, text
+
+
+def module_env(work: Path) -> dict:
+    """An environment in which `python -m ansible_collections.aiplatform.ollama...` runs the work tree."""
+    paths = [str(collection_path(work / "collections")), os.environ.get("PYTHONPATH", "")]
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
+
+
+def run_module(module: str, args: dict, workdir: Path, env: dict) -> tuple[float, int, dict]:
+    """Run a module as Ansible does (its own Python reading an args file): seconds, peak RSS KiB, result."""
+    args_file = workdir / f"{module}-args.json"
+    args_file.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": args}))
+    seconds, rss_kib, out = run_measured(
+        [sys.executable, "-m", f"ansible_collections.aiplatform.ollama.plugins.modules.{module}", str(args_file)], env
+    )
+    return seconds, rss_kib, json.loads(out.strip().splitlines()[-1])
+
+
+def cli_pull(server: OllamaServer, ref: str) -> float:
+    """Seconds `ollama pull --insecure ref` takes against server."""
+    seconds, _, _ = run_measured([server.binary, "pull", "--insecure", ref], {**os.environ, **server.env})
+    return seconds
