@@ -19,6 +19,7 @@ from tests.module_runner import run_module
 from tests.playbook import link_work_tree
 from tests.services import process
 from tests.services.models import make_gguf
+from tests.services.nginx import nginx_bin
 from tests.services.ollama import OllamaServer
 from tests.services.registry import PublishedModel, Registry
 
@@ -100,7 +101,7 @@ def model_factory(tmp_path_factory) -> ModelFactory:
 
 @pytest.fixture(scope="session")
 def registry(tmp_path_factory):
-    if not shutil.which("docker-registry") or not shutil.which("nginx", path=os.environ["PATH"] + ":/usr/sbin"):
+    if not shutil.which("docker-registry") or not nginx_bin():
         pytest.fail("docker-registry and nginx are needed for the registry fixture: run `make setup`")
     with Registry.start(tmp_path_factory.mktemp("registry")) as service:
         _RUNNING.append(service)

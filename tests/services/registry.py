@@ -10,14 +10,13 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import os
-import shutil
 import urllib.error
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .nginx import nginx
 from .process import ManagedProcess, free_port
 
 MANIFEST_V2 = "application/vnd.docker.distribution.manifest.v2+json"
@@ -26,29 +25,6 @@ MODEL_MEDIA_TYPE = "application/vnd.ollama.image.model"
 TEMPLATE_MEDIA_TYPE = "application/vnd.ollama.image.template"
 PARAMS_MEDIA_TYPE = "application/vnd.ollama.image.params"
 DEFAULT_TEMPLATE = "{{ .Prompt }}"
-
-NGINX_CONF = """\
-{user}
-worker_processes 1;
-daemon off;
-pid {work}/nginx.pid;
-error_log {work}/nginx-error.log;
-events {{ worker_connections 64; }}
-http {{
-  access_log {work}/nginx-access.log;
-  client_body_temp_path {work}/tmp/body;
-  proxy_temp_path {work}/tmp/proxy;
-  fastcgi_temp_path {work}/tmp/fastcgi;
-  uwsgi_temp_path {work}/tmp/uwsgi;
-  scgi_temp_path {work}/tmp/scgi;
-  sendfile on;
-  default_type application/octet-stream;
-  server {{
-    listen 127.0.0.1:{port};
-    root {root};
-  }}
-}}
-"""
 
 REGISTRY_CONF = """\
 version: 0.1
@@ -97,6 +73,7 @@ class Registry:
         self.url = f"http://{self.host}"
         self.cdn_url = f"http://localhost:{self.cdn_port}"
         self._procs: list[ManagedProcess] = []
+        self._stack: contextlib.ExitStack | None = None
 
     @classmethod
     @contextlib.contextmanager
@@ -109,28 +86,23 @@ class Registry:
             registry.stop()
 
     def _start(self) -> None:
-        (self.workdir / "tmp").mkdir(parents=True, exist_ok=True)
         self.root.mkdir(parents=True, exist_ok=True)
-        nginx_conf = self.workdir / "nginx.conf"
-        nginx_conf.write_text(NGINX_CONF.format(
-            user="user root;" if os.geteuid() == 0 else "",
-            work=self.workdir, port=self.cdn_port, root=self.root))
+        self._stack = contextlib.ExitStack()
+        server = f"    listen 127.0.0.1:{self.cdn_port};\n    root {self.root};"
+        self._procs.append(self._stack.enter_context(
+            nginx("nginx-cdn", self.workdir / "cdn", server, ready_url=self.cdn_url + "/")))
         registry_conf = self.workdir / "registry.yml"
         registry_conf.write_text(REGISTRY_CONF.format(root=self.root, port=self.port, cdn_port=self.cdn_port))
-        nginx = shutil.which("nginx") or "/usr/sbin/nginx"
-        cdn = ManagedProcess("nginx-cdn", [nginx, "-p", str(self.workdir), "-c", str(nginx_conf)],
-                             self.workdir / "nginx.log")
-        self._procs.append(cdn)
-        cdn.wait_http(self.cdn_url + "/")
         registry = ManagedProcess("docker-registry", ["docker-registry", "serve", str(registry_conf)],
                                   self.workdir / "registry.log")
         self._procs.append(registry)
+        self._stack.callback(registry.stop)
         registry.wait_http(self.url + "/v2/")
 
     def stop(self) -> None:
-        for proc in reversed(self._procs):
-            proc.stop()
-        self._procs.clear()
+        if self._stack is not None:
+            self._stack.close()
+            self._stack = None
 
     def logs(self) -> str:
         return "\n".join(f"--- {p.name} ---\n{p.log_tail()}" for p in self._procs)

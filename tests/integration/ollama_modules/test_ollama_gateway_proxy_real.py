@@ -3,57 +3,29 @@ wants a token (a real nginx reverse proxy), and HTTP proxies taken from the envi
 
 from __future__ import annotations
 
-import os
-import shutil
-
 import pytest
 
-from tests.services.process import ManagedProcess, free_port
+from tests.services.nginx import nginx, nginx_bin
+from tests.services.process import free_port
 
-GATEWAY_CONF = """\
-{user}
-worker_processes 1;
-daemon off;
-pid {work}/nginx.pid;
-error_log {work}/error.log;
-events {{ worker_connections 64; }}
-http {{
-  access_log {work}/access.log;
-  client_body_temp_path {work}/body;
-  proxy_temp_path {work}/proxy;
-  fastcgi_temp_path {work}/fastcgi;
-  uwsgi_temp_path {work}/uwsgi;
-  scgi_temp_path {work}/scgi;
-  server {{
+GATEWAY_SERVER = """\
     listen 127.0.0.1:{port};
     location /ollama/ {{
       if ($http_authorization != "Bearer gateway-token") {{ return 401; }}
       proxy_pass {upstream}/;
       proxy_buffering off;
       proxy_read_timeout 600s;
-    }}
-  }}
-}}
-"""
+    }}"""
 
 
 @pytest.fixture(scope="module")
 def gateway(ollama, tmp_path_factory):
-    nginx = shutil.which("nginx", path=os.environ["PATH"] + ":/usr/sbin")
-    if not nginx:
+    if not nginx_bin():
         pytest.skip("nginx is needed for the gateway test: run `make setup`")
-    work = tmp_path_factory.mktemp("gateway")
     port = free_port()
-    conf = work / "nginx.conf"
-    conf.write_text(
-        GATEWAY_CONF.format(user="user root;" if os.geteuid() == 0 else "", work=work, port=port, upstream=ollama.url)
-    )
-    proc = ManagedProcess("nginx-gateway", [nginx, "-p", str(work), "-c", str(conf)], work / "nginx.log")
-    try:
-        proc.wait_http(f"http://127.0.0.1:{port}/")
+    server = GATEWAY_SERVER.format(port=port, upstream=ollama.url)
+    with nginx("nginx-gateway", tmp_path_factory.mktemp("gateway"), server, ready_url=f"http://127.0.0.1:{port}/"):
         yield f"http://127.0.0.1:{port}/ollama"
-    finally:
-        proc.stop()
 
 
 @pytest.fixture(scope="module")

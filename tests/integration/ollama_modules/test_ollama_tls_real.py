@@ -3,29 +3,15 @@ terminating TLS with a certificate signed by a CA made for the test (openssl).""
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 
 import pytest
 
-from tests.services.process import ManagedProcess, free_port
+from tests.services.nginx import nginx, nginx_bin
+from tests.services.process import free_port
 
-TLS_GATEWAY_CONF = """\
-{user}
-worker_processes 1;
-daemon off;
-pid {work}/nginx.pid;
-error_log {work}/error.log;
-events {{ worker_connections 64; }}
-http {{
-  access_log {work}/access.log;
-  client_body_temp_path {work}/body;
-  proxy_temp_path {work}/proxy;
-  fastcgi_temp_path {work}/fastcgi;
-  uwsgi_temp_path {work}/uwsgi;
-  scgi_temp_path {work}/scgi;
-  server {{
+TLS_GATEWAY_SERVER = """\
     listen 127.0.0.1:{port} ssl;
     ssl_certificate {work}/server.pem;
     ssl_certificate_key {work}/server.key;
@@ -33,10 +19,7 @@ http {{
       proxy_pass {upstream};
       proxy_buffering off;
       proxy_read_timeout 600s;
-    }}
-  }}
-}}
-"""
+    }}"""
 
 
 def _make_ca_and_server_cert(work) -> None:
@@ -55,21 +38,14 @@ def _make_ca_and_server_cert(work) -> None:
 
 @pytest.fixture(scope="module")
 def tls_gateway(ollama, tmp_path_factory):
-    nginx = shutil.which("nginx", path=os.environ["PATH"] + ":/usr/sbin")
-    if not nginx or not shutil.which("openssl"):
+    if not nginx_bin() or not shutil.which("openssl"):
         pytest.skip("nginx and openssl are needed for the TLS gateway: run `make setup`")
     work = tmp_path_factory.mktemp("tls-gateway")
     _make_ca_and_server_cert(work)
     port = free_port()
-    conf = work / "nginx.conf"
-    conf.write_text(TLS_GATEWAY_CONF.format(user="user root;" if os.geteuid() == 0 else "", work=work, port=port,
-                                            upstream=ollama.url))
-    proc = ManagedProcess("nginx-tls-gateway", [nginx, "-p", str(work), "-c", str(conf)], work / "nginx.log")
-    try:
-        proc.wait_tcp(port)
+    server = TLS_GATEWAY_SERVER.format(port=port, work=work, upstream=ollama.url)
+    with nginx("nginx-tls-gateway", work, server, port=port):
         yield {"url": f"https://127.0.0.1:{port}", "ca": str(work / "ca.pem")}
-    finally:
-        proc.stop()
 
 
 def test_private_ca_is_trusted_through_ca_path(module_runner, tls_gateway):
