@@ -50,3 +50,40 @@ def run_playbook(collections: Path, playbook: str, inventory: str, extra_vars: d
                 "ANSIBLE_FORCE_COLOR": "0", "ANSIBLE_RETRY_FILES_ENABLED": "0", **(env or {})}
     proc = subprocess.run(argv, cwd=PROJECT_ROOT, env=full_env, capture_output=True, text=True, timeout=timeout)
     return PlaybookRun(proc.returncode, proc.stdout + proc.stderr)
+
+
+ROLE_OBJECTS_PLAYBOOK = """
+- name: Compute the objects {role} would apply, without a cluster
+  hosts: k8s_controller
+  gather_facts: false
+  tasks:
+    - name: Validate the inputs, as the role does first
+      ansible.builtin.include_role:
+        name: aiplatform.ollama.{role}
+        tasks_from: validate.yml
+        public: true
+    - name: Load the object definitions
+      ansible.builtin.include_vars:
+        file: {objects}
+    - name: Write them out
+      ansible.builtin.copy:
+        content: "{{{{ ({expression}) | to_json }}}}"
+        dest: {dest}
+        mode: "0644"
+"""
+
+
+def role_objects(collections: Path, role: str, inventory: str, expression: str, workdir: Path):
+    """The value of expression once role has validated its inputs and loaded vars/objects.yml: the
+    objects its apply mode would send, computed on the controller with no cluster."""
+    role_dir = PROJECT_ROOT / "roles" / role
+    dest = workdir / "objects.json"
+    playbook = workdir / "objects.yml"
+    playbook.write_text(ROLE_OBJECTS_PLAYBOOK.format(role=role, objects=role_dir / "vars" / "objects.yml",
+                                                     expression=expression, dest=dest))
+    if (role_dir / "files").is_dir() and not (workdir / "files").exists():
+        # outside the role, the file lookup searches the playbook's files/
+        (workdir / "files").symlink_to(role_dir / "files", target_is_directory=True)
+    run = run_playbook(collections, str(playbook), inventory)
+    assert run.returncode == 0, run.output[-4000:]
+    return json.loads(dest.read_text())

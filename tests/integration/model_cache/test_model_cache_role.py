@@ -3,41 +3,19 @@ objects (apply mode, computed without a cluster) and its GitOps render, schema-c
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.playbook import PROJECT_ROOT, run_playbook
+from tests.playbook import PROJECT_ROOT, role_objects, run_playbook
 
 ROLE = PROJECT_ROOT / "roles" / "model_cache"
 PLACEHOLDER = re.compile(r"\$\{([A-Z0-9_]+)\}")
 # the seed's table, the keys the model cache uses
 CLUSTER_VARS = {"dev": {"OLLAMA_MODEL": "qwen2.5:72b", "OLLAMA_STORAGE_SIZE": "5Gi"},
                 "prod": {"OLLAMA_MODEL": "qwen2.5:72b", "OLLAMA_STORAGE_SIZE": "10Gi"}}
-
-OBJECTS_PLAYBOOK = """
-- name: Compute the apply-mode objects of model_cache without a cluster
-  hosts: k8s_controller
-  gather_facts: false
-  tasks:
-    - name: Validate, as the role does first
-      ansible.builtin.include_role:
-        name: aiplatform.ollama.model_cache
-        tasks_from: validate.yml
-        public: true
-    - name: Load the object definitions
-      ansible.builtin.include_vars:
-        file: {objects}
-    - name: Write them out
-      ansible.builtin.copy:
-        content: "{{{{ __model_cache_objects | to_json }}}}"
-        dest: {dest}
-        mode: "0644"
-"""
-
 
 def files_under(path: Path) -> list[str]:
     return sorted(str(p.relative_to(path)) for p in path.rglob("*") if p.is_file()) if path.exists() else []
@@ -64,15 +42,8 @@ def test_directory_target_needs_a_path(work_tree_collections):
 
 @pytest.mark.parametrize("environment", ["dev", "prod"])
 def test_apply_objects_validate(environment, tmp_path, work_tree_collections, validate_k8s):
-    dest = tmp_path / "objects.json"
-    playbook = tmp_path / "objects.yml"
-    playbook.write_text(OBJECTS_PLAYBOOK.format(objects=ROLE / "vars" / "objects.yml", dest=dest))
-    # outside the role, the file lookup searches the playbook's files/
-    (tmp_path / "files").mkdir()
-    (tmp_path / "files" / "seed_models.sh").symlink_to(ROLE / "files" / "seed_models.sh")
-    result = run_playbook(work_tree_collections, str(playbook), environment)
-    assert result.returncode == 0, result.output[-3000:]
-    objects = {item["object"]["kind"]: item["object"] for item in json.loads(dest.read_text())}
+    computed = role_objects(work_tree_collections, "model_cache", environment, "__model_cache_objects", tmp_path)
+    objects = {item["object"]["kind"]: item["object"] for item in computed}
     assert list(objects) == ["Namespace", "PersistentVolumeClaim", "ConfigMap", "Job"]
     for obj in objects.values():
         validate_k8s(obj)
