@@ -99,6 +99,15 @@ def manifest_size(manifest):
     return int(config.get("size") or 0) + sum(int(layer.get("size") or 0) for layer in manifest.get("layers") or [])
 
 
+# The module options RegistryClient.from_params reads, for every module that talks to a registry.
+REGISTRY_ARGS = dict(
+    insecure=dict(type="bool", default=False),
+    registry_username=dict(type="str"),
+    registry_password=dict(type="str", no_log=True),
+)
+REGISTRY_REQUIRED_TOGETHER = [("registry_username", "registry_password")]
+
+
 class RegistryClient:
     """One registry host. `insecure` means plain HTTP (as Ollama's flag does), not unverified TLS."""
 

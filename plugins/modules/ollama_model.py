@@ -180,7 +180,12 @@ from ansible_collections.aiplatform.ollama.plugins.module_utils.ollama_api impor
     PullProgress,
     human_bytes,
 )
-from ansible_collections.aiplatform.ollama.plugins.module_utils.ollama_registry import RegistryClient, RegistryError  # noqa: E402
+from ansible_collections.aiplatform.ollama.plugins.module_utils.ollama_registry import (  # noqa: E402
+    REGISTRY_ARGS,
+    REGISTRY_REQUIRED_TOGETHER,
+    RegistryClient,
+    RegistryError,
+)
 
 _NOT_IN_REGISTRY = ("file does not exist", "not found", "manifest unknown", "name unknown")
 _REGISTRY_UNREACHABLE = (
@@ -428,18 +433,16 @@ class ModelTask:
 
 
 def main():
-    argument_spec = dict(OLLAMA_COMMON_ARGS)
+    argument_spec = dict(OLLAMA_COMMON_ARGS, **REGISTRY_ARGS)
     argument_spec.update(
         name=dict(type="str", required=True, aliases=["model"]),
         state=dict(type="str", choices=["present", "absent", "latest"], default="present"),
-        insecure=dict(type="bool", default=False),
-        registry_username=dict(type="str"),
-        registry_password=dict(type="str", no_log=True),
         pull_timeout=dict(type="float", default=900),
         progress_interval=dict(type="float", default=10),
         progress_file=dict(type="path"),
     )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    module = AnsibleModule(argument_spec=argument_spec, required_together=REGISTRY_REQUIRED_TOGETHER,
+                           supports_check_mode=True)
     try:
         ref = ModelRef.parse(module.params["name"])
     except ModelRefError as err:

@@ -199,6 +199,8 @@ from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 from ansible_collections.aiplatform.ollama.plugins.module_utils.model_ref import ModelRef, ModelRefError  # noqa: E402
 from ansible_collections.aiplatform.ollama.plugins.module_utils.ollama_api import human_bytes  # noqa: E402
 from ansible_collections.aiplatform.ollama.plugins.module_utils.ollama_registry import (  # noqa: E402
+    REGISTRY_ARGS,
+    REGISTRY_REQUIRED_TOGETHER,
     RegistryClient,
     RegistryError,
     ollama_manifest_digest,
@@ -398,14 +400,12 @@ def main():
             name=dict(type="str", required=True, aliases=["model"]),
             path=dict(type="path", required=True),
             state=dict(type="str", choices=["present", "absent"], default="present"),
-            insecure=dict(type="bool", default=False),
-            registry_username=dict(type="str"),
-            registry_password=dict(type="str", no_log=True),
             validate_certs=dict(type="bool", default=True),
             ca_path=dict(type="path"),
             timeout=dict(type="float", default=60),
+            **REGISTRY_ARGS,
         ),
-        required_together=[("registry_username", "registry_password")],
+        required_together=REGISTRY_REQUIRED_TOGETHER,
         supports_check_mode=True,
     )
     try:
