@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import socket
 import time
-from collections import deque
 from urllib.error import HTTPError, URLError
 from urllib.parse import urlparse
 
@@ -24,6 +23,7 @@ from ansible_collections.aiplatform.ollama.plugins.module_utils.ollama_http impo
     HttpTransport,
     untrusted_certificate_fix,
 )
+from ansible_collections.aiplatform.ollama.plugins.module_utils.progress import Transfer
 
 DEFAULT_HOST = "http://127.0.0.1:11434"
 
@@ -292,24 +292,20 @@ class OllamaClient:
         )
 
 
-class PullProgress:
+class PullProgress(Transfer):
     """Totals over the layers of one `/api/pull` stream: percentage, bytes moved, rate and ETA.
 
     With the manifest's layers and those the server already holds (`layers`, `present`), the totals
     are exact from the start. Without them, a layer that arrives complete in its first event counts
-    as already present. The rate is over the last `window` seconds, so the ETA follows the current speed.
+    as already present.
     """
 
     def __init__(self, layers=None, present=(), clock=time.monotonic, window=10.0):
-        self.clock = clock
-        self.started = clock()
-        self.status = "starting"
+        super().__init__(clock=clock, window=window)
         self.layers = {}  # digest -> [bytes there before the pull, completed, total]
         for digest, size in (layers or {}).items():
             done = int(size) if digest in present else 0
             self.layers[digest] = [done, done, int(size)]
-        self.window = window
-        self._samples = deque()
 
     def feed(self, event):
         self.status = event.get("status") or self.status
@@ -322,10 +318,7 @@ class PullProgress:
                 self.layers[digest] = [completed if completed >= total else 0, completed, total]
             else:
                 layer[1], layer[2] = max(layer[1], completed), total
-        now = self.clock()
-        self._samples.append((now, self.transferred))
-        while len(self._samples) > 2 and now - self._samples[0][0] > self.window:
-            self._samples.popleft()
+        self.sample()
 
     def finish(self):
         """After `success` every layer is in the store, including those too quick to report progress."""
@@ -343,76 +336,3 @@ class PullProgress:
     @property
     def transferred(self):
         return sum(max(0, layer[1] - layer[0]) for layer in self.layers.values())
-
-    @property
-    def elapsed(self):
-        return self.clock() - self.started
-
-    @property
-    def rate(self):
-        """Bytes per second over the recent window (over the whole pull until the window fills)."""
-        if len(self._samples) >= 2:
-            (t0, b0), (t1, b1) = self._samples[0], self._samples[-1]
-            if t1 - t0 > 0.5:
-                return (b1 - b0) / (t1 - t0)
-        elapsed = self.elapsed
-        return self.transferred / elapsed if elapsed > 0 else 0.0
-
-    @property
-    def eta(self):
-        rate = self.rate
-        remaining = self.total - self.completed
-        if remaining <= 0:
-            return 0.0
-        return remaining / rate if rate > 0 else None
-
-    def snapshot(self, model=None):
-        total = self.total
-        return {
-            "model": model,
-            "status": self.status,
-            "completed": self.completed,
-            "total": total,
-            "transferred": self.transferred,
-            "percent": round(100.0 * self.completed / total, 1) if total else 0.0,
-            "bytes_per_second": round(self.rate, 1),
-            "eta_seconds": None if self.eta is None else round(self.eta, 1),
-            "elapsed_seconds": round(self.elapsed, 1),
-        }
-
-
-def human_bytes(count):
-    value = float(count or 0)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(value) < 1024 or unit == "TiB":
-            return f"{int(value)} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024.0
-    return f"{int(count)} B"
-
-
-def human_seconds(seconds):
-    if seconds is None:
-        return "?"
-    seconds = int(round(seconds))
-    if seconds < 60:
-        return f"{seconds}s"
-    if seconds < 3600:
-        minutes, rest = divmod(seconds, 60)
-        return f"{minutes}m{rest:02d}s"
-    hours, rest = divmod(seconds, 3600)
-    return f"{hours}h{rest // 60:02d}m"
-
-
-def progress_line(snap):
-    """One human line for a progress snapshot: used by the action plugin."""
-    if not snap.get("total"):
-        return "{}: {}".format(snap.get("model") or "pull", snap.get("status") or "starting")
-    return "{}: {:5.1f}% {} / {} at {}/s, ETA {} ({})".format(
-        snap.get("model") or "pull",
-        snap.get("percent") or 0.0,
-        human_bytes(snap.get("completed")),
-        human_bytes(snap.get("total")),
-        human_bytes(snap.get("bytes_per_second")),
-        human_seconds(snap.get("eta_seconds")),
-        snap.get("status") or "",
-    )

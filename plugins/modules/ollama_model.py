@@ -164,10 +164,6 @@ bytes_per_second:
   type: float
 """
 
-import contextlib  # noqa: E402
-import json  # noqa: E402
-import os  # noqa: E402
-import tempfile  # noqa: E402
 import time  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
@@ -178,7 +174,6 @@ from ansible_collections.aiplatform.ollama.plugins.module_utils.ollama_api impor
     OllamaClient,
     OllamaError,
     PullProgress,
-    human_bytes,
 )
 from ansible_collections.aiplatform.ollama.plugins.module_utils.ollama_registry import (  # noqa: E402
     REGISTRY_ARGS,
@@ -186,6 +181,7 @@ from ansible_collections.aiplatform.ollama.plugins.module_utils.ollama_registry 
     RegistryClient,
     RegistryError,
 )
+from ansible_collections.aiplatform.ollama.plugins.module_utils.progress import ProgressFile, human_bytes  # noqa: E402
 
 _NOT_IN_REGISTRY = ("file does not exist", "not found", "manifest unknown", "name unknown")
 _REGISTRY_UNREACHABLE = (
@@ -231,37 +227,6 @@ def explain_pull_error(err, ref, host, insecure):
             f"environment){hint}"
         )
     return f"pulling {ref.short} on the Ollama server at {host} failed: {text}"
-
-
-class ProgressFile:
-    """The latest pull progress as JSON in one file, replaced atomically at most once a second."""
-
-    def __init__(self, path, every=1.0):
-        self.path = path
-        self.every = every
-        self._last = 0.0
-
-    def write(self, snapshot, force=False):
-        if not self.path:
-            return
-        now = time.monotonic()
-        if not force and now - self._last < self.every:
-            return
-        self._last = now
-        directory = os.path.dirname(self.path) or "."
-        try:
-            fd, tmp = tempfile.mkstemp(prefix=".progress-", dir=directory)
-            with os.fdopen(fd, "w") as handle:
-                handle.write(json.dumps(snapshot))
-            os.replace(tmp, self.path)
-        except OSError:
-            # progress is a courtesy; the pull must not fail because it cannot be shown
-            pass
-
-    def remove(self):
-        if self.path:
-            with contextlib.suppress(OSError):
-                os.remove(self.path)
 
 
 def _state(entry):

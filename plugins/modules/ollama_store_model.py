@@ -22,6 +22,8 @@ description:
     files when it starts.
   - V(present) downloads only the blobs that are missing or incomplete; a store that already holds
     the complete model is left alone without contacting the registry.
+  - The download's progress (percentage, bytes, rate, ETA, current blob) is printed by the action
+    plugin of this module while the task runs, see O(progress_interval).
 author:
   - AI Platform team (@aiplatform)
 attributes:
@@ -90,6 +92,18 @@ options:
       - Seconds to wait for the registry to accept a connection and for each read of a download.
     type: float
     default: 60
+  progress_interval:
+    description:
+      - Seconds between two progress lines the action plugin prints during a download. V(0) runs the
+        module without progress output (and without the asynchronous job that carries it).
+      - Ignored when the task itself sets C(async).
+    type: float
+    default: 10
+  progress_file:
+    description:
+      - File on the managed host where the module keeps the latest download progress as JSON, for the
+        action plugin to read. Set by the action plugin; there is no need to set it by hand.
+    type: path
 seealso:
   - module: aiplatform.ollama.ollama_model
   - name: Ollama model store layout
@@ -110,11 +124,12 @@ EXAMPLES = r"""
     name: qwen2.5:72b
     path: /mnt/ollama-models/models
 
-- name: Seed from a private plain-HTTP mirror with credentials
+- name: Seed from a private plain-HTTP mirror with credentials, progress every 30 seconds
   aiplatform.ollama.ollama_store_model:
     name: registry.internal:5000/library/qwen2.5:7b
     path: /var/lib/ollama/models
     insecure: true
+    progress_interval: 30
     registry_username: puller
     registry_password: "{{ vault_registry_token }}"
 
@@ -197,7 +212,6 @@ import time  # noqa: E402
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
 from ansible_collections.aiplatform.ollama.plugins.module_utils.model_ref import ModelRef, ModelRefError  # noqa: E402
-from ansible_collections.aiplatform.ollama.plugins.module_utils.ollama_api import human_bytes  # noqa: E402
 from ansible_collections.aiplatform.ollama.plugins.module_utils.ollama_registry import (  # noqa: E402
     REGISTRY_ARGS,
     REGISTRY_REQUIRED_TOGETHER,
@@ -208,6 +222,11 @@ from ansible_collections.aiplatform.ollama.plugins.module_utils.ollama_registry 
 from ansible_collections.aiplatform.ollama.plugins.module_utils.ollama_store import (  # noqa: E402
     OllamaStore,
     StoreError,
+)
+from ansible_collections.aiplatform.ollama.plugins.module_utils.progress import (  # noqa: E402
+    DownloadProgress,
+    ProgressFile,
+    human_bytes,
 )
 
 
@@ -262,7 +281,7 @@ class SeedTask:
         self.result["registry_digest"] = remote["digest"]
         return remote
 
-    def download(self, client, remote, todo):
+    def download(self, client, todo, needed):
         repository = self.ref.repository
 
         def opener_for(digest):
@@ -273,20 +292,33 @@ class SeedTask:
 
             return opener
 
+        progress = DownloadProgress(needed)
+        report = ProgressFile(self.params["progress_file"])
+
+        def advance(count):
+            progress.add(count)
+            if report.due():
+                report.write(progress.snapshot(self.ref.short))
+
         started = time.monotonic()
         transferred = 0
-        for digest, size in todo:
-            try:
-                transferred += self.store.download_blob(digest, size, opener_for(digest))
-            except RegistryError as err:
-                self.fail(
-                    f"downloading blob {digest} of {self.ref.short} from registry {self.ref.host}: {err}; "
-                    "the manifest was not written, a rerun resumes",
-                    bytes_transferred=transferred,
-                )
-            except StoreError as err:
-                self.fail(self.explain(err, digest, size), bytes_transferred=transferred, store_error=err.kind)
-            self.result["blobs_downloaded"].append(digest)
+        try:
+            for number, (digest, size) in enumerate(todo, 1):
+                progress.status = f"blob {number}/{len(todo)} {digest[:19]} ({human_bytes(size)})"
+                report.write(progress.snapshot(self.ref.short), force=True)
+                try:
+                    transferred += self.store.download_blob(digest, size, opener_for(digest), advance)
+                except RegistryError as err:
+                    self.fail(
+                        f"downloading blob {digest} of {self.ref.short} from registry {self.ref.host}: {err}; "
+                        "the manifest was not written, a rerun resumes",
+                        bytes_transferred=transferred,
+                    )
+                except StoreError as err:
+                    self.fail(self.explain(err, digest, size), bytes_transferred=transferred, store_error=err.kind)
+                self.result["blobs_downloaded"].append(digest)
+        finally:
+            report.remove()
         seconds = time.monotonic() - started
         self.result.update(
             bytes_transferred=transferred,
@@ -348,7 +380,7 @@ class SeedTask:
                 f"filesystem has {human_bytes(free)} free: grow the volume or free space; nothing was written"
             )
         self.result["blobs_downloaded"] = []
-        self.download(client, remote, todo)
+        self.download(client, todo, needed)
         try:
             digest = self.store.write_manifest(self.ref, remote["manifest"])
         except StoreError as err:
@@ -403,6 +435,8 @@ def main():
             validate_certs=dict(type="bool", default=True),
             ca_path=dict(type="path"),
             timeout=dict(type="float", default=60),
+            progress_interval=dict(type="float", default=10),
+            progress_file=dict(type="path"),
             **REGISTRY_ARGS,
         ),
         required_together=REGISTRY_REQUIRED_TOGETHER,

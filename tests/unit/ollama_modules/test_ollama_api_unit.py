@@ -7,10 +7,12 @@ import pytest
 from ansible_collections.aiplatform.ollama.plugins.module_utils.ollama_api import (
     PullProgress,
     error_text,
+    validate_host,
+)
+from ansible_collections.aiplatform.ollama.plugins.module_utils.progress import (
     human_bytes,
     human_seconds,
     progress_line,
-    validate_host,
 )
 
 
