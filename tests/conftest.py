@@ -18,6 +18,8 @@ from tests import schemas
 from tests.module_runner import run_module
 from tests.playbook import link_work_tree
 from tests.services import process
+from tests.services.cluster import Cluster
+from tests.services.git_server import GitServer
 from tests.services.models import make_gguf
 from tests.services.nginx import nginx_bin
 from tests.services.ollama import OllamaServer
@@ -42,7 +44,8 @@ def fixtures_dir() -> Path:
 def shared_fixtures() -> Path:
     path = fixtures_dir()
     if not path.is_dir():
-        pytest.skip(f"shared fixtures not found at {path}: set AIPLATFORM_FIXTURES_DIR to a copy of them")
+        pytest.fail(f"fixtures not found at {path}: run `make setup` (fetches the pinned chart and CRDs) "
+                    "or set AIPLATFORM_FIXTURES_DIR")
     return path
 
 
@@ -57,7 +60,8 @@ def flux_schemas(shared_fixtures) -> dict:
     """(apiVersion, kind) -> a strict JSON schema from the Flux CRDs in the shared fixtures."""
     crd_dir = shared_fixtures / "flux-crds"
     if not crd_dir.is_dir():
-        pytest.skip(f"Flux CRDs not found at {crd_dir}: set AIPLATFORM_FIXTURES_DIR to a copy of the fixtures")
+        pytest.fail(f"Flux CRDs not found at {crd_dir}: run `make setup` or set AIPLATFORM_FIXTURES_DIR "
+                    "to a copy of the fixtures")
     return schemas.load_flux_schemas(crd_dir)
 
 
@@ -112,6 +116,25 @@ def registry(tmp_path_factory):
 @pytest.fixture(scope="session")
 def ollama(tmp_path_factory):
     with OllamaServer.start(tmp_path_factory.mktemp("ollama")) as service:
+        _RUNNING.append(service)
+        yield service
+        _RUNNING.remove(service)
+
+
+@pytest.fixture(scope="session")
+def cluster(tmp_path_factory):
+    """A real control plane, kwok nodes, Flux and a Helm repository with the real chart. It fails,
+    never skips, when it cannot start: apply mode is what users run."""
+    with Cluster.start(tmp_path_factory.mktemp("cluster")) as service:
+        _RUNNING.append(service)
+        yield service
+        _RUNNING.remove(service)
+
+
+@pytest.fixture(scope="session")
+def git_server(tmp_path_factory):
+    """git's smart-HTTP backend behind nginx: what a Flux GitRepository clones."""
+    with GitServer.start(tmp_path_factory.mktemp("git")) as service:
         _RUNNING.append(service)
         yield service
         _RUNNING.remove(service)

@@ -5,7 +5,16 @@ PROJECT_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 export PROJECT_ROOT
 export AIPLATFORM_OLLAMA_CACHE="${AIPLATFORM_OLLAMA_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/aiplatform-ollama}"
 export AIPLATFORM_SHARED_DIR="${AIPLATFORM_SHARED_DIR:-$PROJECT_ROOT/../shared}"
-export AIPLATFORM_FIXTURES_DIR="${AIPLATFORM_FIXTURES_DIR:-$AIPLATFORM_SHARED_DIR/fixtures}"
+# the pinned chart and Flux CRDs the tests read: the shared fixtures where they exist, else the copy
+# `make setup` fetched from their upstream sources into the cache (tools/fetch_fixtures.sh)
+if [ -z "${AIPLATFORM_FIXTURES_DIR:-}" ]; then
+  if [ -d "$AIPLATFORM_SHARED_DIR/fixtures" ]; then
+    AIPLATFORM_FIXTURES_DIR="$AIPLATFORM_SHARED_DIR/fixtures"
+  else
+    AIPLATFORM_FIXTURES_DIR="$AIPLATFORM_OLLAMA_CACHE/fixtures"
+  fi
+fi
+export AIPLATFORM_FIXTURES_DIR
 export OLLAMA_VERSION="${OLLAMA_VERSION:-0.18.3}"
 export HELM_VERSION="${HELM_VERSION:-v3.21.4}"
 export OLLAMA_BIN="${OLLAMA_BIN:-$AIPLATFORM_OLLAMA_CACHE/bin/ollama}"
@@ -16,3 +25,12 @@ export CONTAINERS_STORAGE_CONF="$AIPLATFORM_OLLAMA_CACHE/podman/storage.conf"
 export MOLECULE_IMAGE="${MOLECULE_IMAGE:-localhost/debian-systemd:bookworm}"
 export ANSIBLE_COLLECTIONS_PATH="$PROJECT_ROOT/.collections"
 export PATH="$PROJECT_ROOT/.venv/bin:$PATH"
+# the test cluster: a real control plane, kwok nodes and Flux, built from Go modules by tools/build_cluster.sh
+export KUBERNETES_VERSION="${KUBERNETES_VERSION:-v1.36.4}"
+export ETCD_VERSION="${ETCD_VERSION:-v3.6.16}"
+export KWOK_VERSION="${KWOK_VERSION:-v0.8.0}"
+export FLUX_SOURCE_VERSION="${FLUX_SOURCE_VERSION:-v1.9.5}"
+export FLUX_KUSTOMIZE_VERSION="${FLUX_KUSTOMIZE_VERSION:-v1.9.5}"
+export FLUX_HELM_VERSION="${FLUX_HELM_VERSION:-v1.6.4}"
+export CLUSTER_BIN_DIR="$AIPLATFORM_OLLAMA_CACHE/cluster/bin"
+export CLUSTER_ASSETS_DIR="$AIPLATFORM_OLLAMA_CACHE/cluster/assets"

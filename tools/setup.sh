@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Idempotent toolchain setup: Debian packages, the Python venv, Ollama and helm built from their Go
-# modules, the podman systemd image for molecule. Each step is skipped when its result is present.
+# modules, the podman systemd image for molecule, the test cluster's binaries (tools/build_cluster.sh)
+# and the pinned chart and CRDs (tools/fetch_fixtures.sh). Each step is skipped when its result is present.
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 cd "$PROJECT_ROOT"
 
 say() { printf '==> %s\n' "$*"; }
 
-DEBIAN_PACKAGES=(podman runc debootstrap docker-registry nginx-light nlohmann-json3-dev libstb-dev
+DEBIAN_PACKAGES=(podman runc debootstrap docker-registry nginx-light fcgiwrap nlohmann-json3-dev libstb-dev
                  gcc g++ make curl ca-certificates)
 
 install_debian_packages() {
@@ -66,4 +67,6 @@ install_python_venv
 build_ollama
 build_helm
 "$PROJECT_ROOT/tools/podman_image.sh"
+"$PROJECT_ROOT/tools/build_cluster.sh"
+"$PROJECT_ROOT/tools/fetch_fixtures.sh"
 say "toolchain ready (cache: $AIPLATFORM_OLLAMA_CACHE)"

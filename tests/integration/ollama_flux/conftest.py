@@ -121,7 +121,7 @@ def rendered(tmp_path_factory, run_deploy):
 def helm_bin() -> str:
     helm = os.environ.get("HELM_BIN") or shutil.which("helm")
     if not helm or not Path(helm).is_file():
-        pytest.skip(f"helm not found (HELM_BIN={os.environ.get('HELM_BIN')!r}): run `make setup` or set HELM_BIN")
+        pytest.fail(f"helm not found (HELM_BIN={os.environ.get('HELM_BIN')!r}): run `make setup` or set HELM_BIN")
     return helm
 
 
@@ -129,9 +129,9 @@ def helm_bin() -> str:
 def ollama_chart(shared_fixtures) -> Path:
     chart = shared_fixtures / "charts" / "ollama-1.53.0"
     if not (chart / "Chart.yaml").is_file():
-        pytest.skip(
-            f"chart fixture not found at {chart}: point AIPLATFORM_FIXTURES_DIR at a copy holding "
-            "charts/ollama-1.53.0 (helm pull ollama --repo https://helm.otwld.com --version 1.53.0 --untar)"
+        pytest.fail(
+            f"chart fixture not found at {chart}: run `make setup` (fetches it when online) or point "
+            "AIPLATFORM_FIXTURES_DIR at a copy holding charts/ollama-1.53.0"
         )
     return chart
 
