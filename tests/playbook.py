@@ -73,7 +73,8 @@ ROLE_OBJECTS_PLAYBOOK = """
 """
 
 
-def role_objects(collections: Path, role: str, inventory: str, expression: str, workdir: Path):
+def role_objects(collections: Path, role: str, inventory: str, expression: str, workdir: Path,
+                 extra_vars: dict | None = None, env: dict | None = None):
     """The value of expression once role has validated its inputs and loaded vars/objects.yml: the
     objects its apply mode would send, computed on the controller with no cluster."""
     role_dir = PROJECT_ROOT / "roles" / role
@@ -84,6 +85,6 @@ def role_objects(collections: Path, role: str, inventory: str, expression: str, 
     if (role_dir / "files").is_dir() and not (workdir / "files").exists():
         # outside the role, the file lookup searches the playbook's files/
         (workdir / "files").symlink_to(role_dir / "files", target_is_directory=True)
-    run = run_playbook(collections, str(playbook), inventory)
+    run = run_playbook(collections, str(playbook), inventory, extra_vars, env=env)
     assert run.returncode == 0, run.output[-4000:]
     return json.loads(dest.read_text())

@@ -61,6 +61,13 @@ class OllamaServer:
     def log_tail(self, lines: int = 60) -> str:
         return self._proc.log_tail(lines) if self._proc else ""
 
+    def derive(self, name: str, base: str, **parameters) -> str:
+        """`ollama create name` FROM base with PARAMETER lines, as the chart's align-threads does."""
+        modelfile = self.workdir / f"Modelfile.{len(list(self.workdir.glob('Modelfile.*')))}"
+        modelfile.write_text(f"FROM {base}\n" + "".join(f"PARAMETER {k} {v}\n" for k, v in parameters.items()))
+        self.cli("create", name, "-f", str(modelfile))
+        return name
+
     def cli(self, *args: str, check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess:
         """Run the ollama CLI against this server."""
         return subprocess.run([self.binary, *args], env={**os.environ, **self.env}, check=check,

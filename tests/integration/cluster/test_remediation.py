@@ -1,0 +1,89 @@
+"""Failures a user meets for real, each on its own namespace of the session's cluster: the run fails
+with the cause and its fix (not a timeout dump), a plain rerun after the inventory or the cluster is
+fixed converges, and the run after that reports no change."""
+
+from __future__ import annotations
+
+import contextlib
+
+from tests.integration.cluster.conftest import HELMRELEASE, condition, is_ready
+from tests.services.cluster import DEFAULT_NODES, FAILING_NODE
+
+
+def test_install_that_cannot_schedule_is_remediated_and_recovers(cluster, run_on_cluster):
+    name = "ollama-unsched"
+    base = {"ollama_flux_namespace": name, "ollama_flux_flux_namespace": name, "ollama_flux_release_name": name,
+            "ollama_flux_namespace_create": True, "ollama_flux_pvc_mode": "role",
+            "ollama_flux_pvc_name": f"{name}-models", "ollama_flux_timeout": "20s"}
+
+    failed = run_on_cluster("deploy.yml", {**base, "ollama_flux_node_selector": {"aiplatform.test/pool": "none"}})
+
+    assert failed.returncode != 0
+    assert "cannot be scheduled" in failed.output, failed.output[-6000:]
+    assert "Fix: no node can take the pod" in failed.output
+    release = cluster.get(*HELMRELEASE, name, name)
+    assert release["status"]["installFailures"] == 4  # the first attempt and install.remediation.retries (3)
+    assert condition(release, "Stalled").get("reason") == "RetriesExceeded"
+
+    fixed = run_on_cluster("deploy.yml", base)
+    assert fixed.returncode == 0, fixed.output[-6000:]
+    assert is_ready(cluster.get(*HELMRELEASE, name, name))
+    settled = run_on_cluster("deploy.yml", base)
+    assert settled.returncode == 0 and settled.recap["changed"] == 0, settled.output[-6000:]
+
+
+def test_claim_with_a_missing_storage_class_is_named_and_replaced_once_fixed(cluster, run_on_cluster):
+    namespace = "ollama-claim"
+    base = {"model_cache_namespace": namespace, "model_cache_job_active_deadline_seconds": 30}
+
+    failed = run_on_cluster("seed_models.yml", {**base, "model_cache_storage_class": "no-such-class"})
+
+    assert failed.returncode != 0
+    assert f"claim {namespace}/ollama-models is Pending" in failed.output, failed.output[-6000:]
+    assert 'storageclass.storage.k8s.io "no-such-class" not found' in failed.output
+    assert "Fix: the claim cannot bind" in failed.output
+
+    fixed = run_on_cluster("seed_models.yml", base)
+    assert fixed.returncode == 0, fixed.output[-6000:]
+    claim = cluster.get("v1", "PersistentVolumeClaim", "ollama-models", namespace)
+    assert claim["status"]["phase"] == "Bound" and not claim["spec"].get("storageClassName")
+    settled = run_on_cluster("seed_models.yml", base)
+    assert settled.returncode == 0 and settled.recap["changed"] == 0, settled.output[-6000:]
+
+
+@contextlib.contextmanager
+def only_the_failing_node_schedulable(cluster):
+    good = [node.name for node in DEFAULT_NODES if node.name != FAILING_NODE]
+    try:
+        for node in good:
+            cluster.cordon(node)
+        cluster.cordon(FAILING_NODE, False)
+        yield
+    finally:
+        cluster.cordon(FAILING_NODE)
+        for node in good:
+            cluster.cordon(node, False)
+
+
+def test_failed_seed_job_is_named_and_does_not_block_the_rerun(cluster, run_on_cluster):
+    namespace = "ollama-seedfail"
+    base = {"model_cache_namespace": namespace}
+
+    with only_the_failing_node_schedulable(cluster):
+        failed = run_on_cluster("seed_models.yml", base)
+
+    assert failed.returncode != 0
+    assert "exited with code 1" in failed.output, failed.output[-6000:]
+    assert "failed by the test cluster's failing node" in failed.output
+    assert "Fix: read the pod's log above" in failed.output or "Fix: read the pods' logs above" in failed.output
+    jobs = cluster.get("batch/v1", "Job", namespace=namespace)["items"]
+    assert [condition(job, "Failed").get("status") for job in jobs] == ["True"]
+    job_name = jobs[0]["metadata"]["name"]
+
+    # the node is cordoned again; nothing in the inventory changed, so the Job keeps its name
+    fixed = run_on_cluster("seed_models.yml", base)
+    assert fixed.returncode == 0, fixed.output[-6000:]
+    jobs = cluster.get("batch/v1", "Job", namespace=namespace)["items"]
+    assert [(job["metadata"]["name"], condition(job, "Complete").get("status")) for job in jobs] == [(job_name, "True")]
+    settled = run_on_cluster("seed_models.yml", base)
+    assert settled.returncode == 0 and settled.recap["changed"] == 0, settled.output[-6000:]
