@@ -7,7 +7,6 @@ Job's, the release mounting the claim the seed Job fills, everything valid again
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 from collections import Counter
 
@@ -16,12 +15,38 @@ import yaml
 
 from tests.playbook import run_playbook
 
+# What the object templates of both roles wrote before aiplatform.ollama.to_review_yaml.
+
 
 def _render(collections, environment: str, root) -> None:
     extra = {"ollama_flux_mode": "gitops", "ollama_flux_gitops_dir": str(root)}
     for playbook in ("seed_models.yml", "deploy.yml"):
         run = run_playbook(collections, playbook, environment, extra)
         assert run.returncode == 0, run.output[-4000:]
+
+
+def _tree(root) -> dict:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def site_trees(work_tree_collections, tmp_path_factory) -> dict:
+    """dev and prod rendered once, each into its own tree, as the inventories ship."""
+    trees = {}
+    for environment in ("dev", "prod"):
+        trees[environment] = tmp_path_factory.mktemp(f"site-{environment}")
+        _render(work_tree_collections, environment, trees[environment])
+    return trees
+
+
+def _literal_block(text: str, value: str) -> str:
+    """The line that opens the block holding value, one line of value per line of text after it
+    (e.g. 'seed_models.sh: |-'); empty when value is not written that way."""
+    lines, wanted = text.splitlines(), [line.strip() for line in value.splitlines()]
+    for i in range(1, len(lines)):
+        if [line.strip() for line in lines[i:i + len(wanted)]] == wanted:
+            return lines[i - 1].strip()
+    return ""
 
 
 def _cluster_vars(root, environment: str) -> dict:
@@ -56,10 +81,9 @@ def _objects(root, environment: str) -> list[tuple[str, dict]]:
 
 
 @pytest.mark.parametrize("environment", ["dev", "prod"])
-def test_stages_render_into_one_consistent_tree(work_tree_collections, tmp_path, environment,
-                                                validate_k8s, validate_flux):
-    _render(work_tree_collections, environment, tmp_path)
-    objects = _objects(tmp_path, environment)
+def test_stages_render_into_one_consistent_tree(site_trees, environment, validate_k8s, validate_flux):
+    root = site_trees[environment]
+    objects = _objects(root, environment)
     owners = Counter((doc["kind"], doc["metadata"]["name"]) for _, doc in objects)
     assert owners[("Namespace", "ollama")] == 1
     assert owners[("PersistentVolumeClaim", "ollama-models")] == 1
@@ -70,7 +94,7 @@ def test_stages_render_into_one_consistent_tree(work_tree_collections, tmp_path,
     ollama = by_name[("Kustomization", "ollama")]
     assert ollama["spec"]["dependsOn"] == [{"name": "ollama-model-cache"}]
     assert by_name[("Kustomization", "ollama-model-cache")]["spec"]["wait"] is True
-    services = yaml.safe_load((tmp_path / "base" / "services" / "kustomization.yaml").read_text())
+    services = yaml.safe_load((root / "base" / "services" / "kustomization.yaml").read_text())
     assert set(services["resources"]) == {"ollama.yaml", "ollama-model-cache.yaml"}
 
     release = by_name[("HelmRelease", "ollama")]
@@ -87,9 +111,11 @@ def test_stages_render_into_one_consistent_tree(work_tree_collections, tmp_path,
             validate_k8s(doc)
 
 
-def test_rendering_again_changes_nothing(work_tree_collections, tmp_path):
+def test_rendering_again_changes_nothing(work_tree_collections, tmp_path, site_trees):
     _render(work_tree_collections, "prod", tmp_path)
     before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    # a render into a fresh tree writes the very same bytes as the one before it
+    assert _tree(tmp_path) == _tree(site_trees["prod"])
     extra = {"ollama_flux_mode": "gitops", "ollama_flux_gitops_dir": str(tmp_path)}
     for playbook in ("seed_models.yml", "deploy.yml"):
         run = run_playbook(work_tree_collections, playbook, "prod", extra)
@@ -98,13 +124,30 @@ def test_rendering_again_changes_nothing(work_tree_collections, tmp_path):
     assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before
 
 
-def test_stage_builds_with_kustomize(work_tree_collections, tmp_path):
-    kubectl = shutil.which("kubectl")
-    if not kubectl:
-        pytest.skip("kubectl not on PATH: the kustomize build of the stage is not checked")
+def test_stage_builds_with_kustomize(work_tree_collections, tmp_path, kubectl):
     _render(work_tree_collections, "dev", tmp_path)
     stage = tmp_path / "clusters" / "stages" / "dev" / "services"
     out = subprocess.run([kubectl, "kustomize", str(stage)], capture_output=True, text=True, check=True).stdout
     built = {(d["kind"], d["metadata"]["name"]) for d in yaml.safe_load_all(out) if d}
     wanted = {("Kustomization", "ollama"), ("Kustomization", "ollama-model-cache"), ("ConfigMap", "cluster-vars")}
     assert wanted <= built
+
+
+def test_scripts_are_literal_blocks(site_trees):
+    """The seed script and the align-threads script read line by line in a pull request."""
+    root = site_trees["prod"]
+    configmap_text = (root / "apps/base/ollama/model-cache/configmap-seed-script.yaml").read_text()
+    (configmap,) = [d for d in yaml.safe_load_all(configmap_text) if d]
+    script = configmap["data"]["seed_models.sh"]
+    assert script.count("\n") > 20
+    assert _literal_block(configmap_text, script) in ("seed_models.sh: |", "seed_models.sh: |-")
+    assert len(configmap_text.splitlines()) > script.count("\n") and "\n    set -u\n" in configmap_text
+
+    release_text = (root / "apps/base/ollama/helmrelease.yaml").read_text()
+    (release,) = [d for d in yaml.safe_load_all(release_text) if d]
+    (init,) = [c for c in release["spec"]["values"]["initContainers"] if c["name"] == "align-threads"]
+    align = init["args"][-1]
+    assert align.count("\n") > 3 and "${OLLAMA_MODEL}" in align
+    assert _literal_block(release_text, align) in ("- |", "- |-")
+    # Flux placeholders that are a whole value stay double-quoted, as the regex_replace made them
+    assert 'version: "${OLLAMA_CHART_VERSION}"' in release_text

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 
 import pytest
@@ -109,6 +108,26 @@ def test_flux_objects_validate_before_substitution(rendered, validate_flux):
         validate_flux(obj)
 
 
+def test_helmrelease_is_written_for_review(rendered):
+    """The align-threads script is a literal block, one line of the script per line of the file; a
+    value that is only a placeholder stays double-quoted, so what Flux substitutes stays a string."""
+    text = (rendered["prod"].app / "helmrelease.yaml").read_text()
+    (release,) = yaml.safe_load_all(text)
+    (init,) = [c for c in release["spec"]["values"]["initContainers"] if c["name"] == "align-threads"]
+    script = init["args"][-1]
+    lines = text.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.strip() in ("- |", "- |-"))
+    indent = " " * (len(lines[header]) - len(lines[header].lstrip()) + 2)
+    block = script.splitlines()
+    assert len(block) > 3
+    assert lines[header + 1:header + 1 + len(block)] == [indent + line if line else "" for line in block]
+    assert '      version: "${OLLAMA_CHART_VERSION}"' in lines
+    assert '          cpu: "${OLLAMA_CPU_LIMIT}"' in lines
+    # keys in the order the role writes them: the object reads as apiVersion, kind, metadata, spec
+    assert [line.split(":")[0] for line in lines if line and not line.startswith((" ", "#", "-"))] == [
+        "apiVersion", "kind", "metadata", "spec"]
+
+
 def test_helmrelease_remediation_and_timeouts(rendered):
     spec = rendered["prod"].helmrelease()["spec"]
     assert spec["chart"]["spec"]["version"] == "1.53.0"
@@ -132,10 +151,7 @@ def test_networkpolicy_admits_only_the_gateway_and_own_pods(rendered):
     assert policy["spec"]["policyTypes"] == ["Ingress"]
 
 
-def test_kustomize_builds_the_stage(rendered):
-    kubectl = shutil.which("kubectl")
-    if not kubectl:
-        pytest.skip("kubectl not on PATH: the kustomize build of the stage is not checked")
+def test_kustomize_builds_the_stage(rendered, kubectl):
     tree = rendered["prod"]
     out = subprocess.run([kubectl, "kustomize", str(tree.stage)], capture_output=True, text=True, check=True).stdout
     docs = {d["kind"]: d for d in yaml.safe_load_all(out) if d}
