@@ -18,7 +18,7 @@ from tests import schemas
 from tests.module_runner import run_module
 from tests.playbook import link_work_tree
 from tests.services import process
-from tests.services.cluster import Cluster
+from tests.services.cluster import Cluster, bin_dir
 from tests.services.git_server import GitServer
 from tests.services.models import make_gguf
 from tests.services.nginx import nginx_bin
@@ -129,6 +129,15 @@ def cluster(tmp_path_factory):
         _RUNNING.append(service)
         yield service
         _RUNNING.remove(service)
+
+
+@pytest.fixture(scope="session")
+def kubectl() -> str:
+    """kubectl of the test cluster's Kubernetes version (its kustomize builds the GitOps trees)."""
+    path = bin_dir() / "kubectl"
+    if not os.access(path, os.X_OK):
+        pytest.fail(f"kubectl not found at {path}: run `make setup` (builds it with the test cluster)")
+    return str(path)
 
 
 @pytest.fixture(scope="session")

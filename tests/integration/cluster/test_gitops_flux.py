@@ -37,7 +37,8 @@ def test_flux_applies_the_rendered_tree_with_the_values_of_apply_mode(
 
     source = cluster.wait_for("GitRepository Ready", lambda: _ready(cluster, GITREPOSITORY, "flux-system"), 120)
     assert source["status"]["artifact"]["revision"] == f"main@sha1:{commit}"
-    seed = cluster.wait_for("seed Kustomization Ready", lambda: _ready(cluster, KUSTOMIZATION, "ollama-model-cache"), 240)
+    seed = cluster.wait_for("seed Kustomization Ready",
+                            lambda: _ready(cluster, KUSTOMIZATION, "ollama-model-cache"), 240)
     ollama = cluster.wait_for("ollama Kustomization Ready", lambda: _ready(cluster, KUSTOMIZATION, APP), 300)
 
     assert ollama["spec"]["dependsOn"] == [{"name": "ollama-model-cache"}]

@@ -79,13 +79,19 @@ class GitopsTree:
         return {**base, **read_env(self.stage / "environment.env")}
 
     def substituted(self, relpath: str) -> list[dict]:
-        """The file's objects after Flux postBuild substitution with this stage's cluster-vars."""
+        """The file's objects after Flux postBuild substitution with this stage's cluster-vars. As
+        kustomize-controller does, each object is serialised again before the substitution, so the
+        file's own quoting around a placeholder is gone."""
         variables = self.cluster_vars()
         text = (self.root / relpath).read_text()
         missing = sorted(set(PLACEHOLDER.findall(text)) - set(variables))
         assert not missing, f"{relpath}: {missing} not in cluster-vars; Flux would fail the reconcile"
-        text = PLACEHOLDER.sub(lambda m: variables[m.group(1)], text)
-        return [doc for doc in yaml.safe_load_all(text) if doc]
+        objects = []
+        for doc in yaml.safe_load_all(text):
+            if doc:
+                again = yaml.safe_dump(doc, width=float("inf"), sort_keys=False)
+                objects.append(yaml.safe_load(PLACEHOLDER.sub(lambda m: variables[m.group(1)], again)))
+        return objects
 
     def app_objects(self) -> list[dict]:
         kustomization = yaml.safe_load((self.app / "kustomization.yaml").read_text())
