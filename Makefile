@@ -7,6 +7,8 @@ TARBALL := build/aiplatform-ollama-$(VERSION).tar.gz
 INSTALLED := .collections/ansible_collections/aiplatform/ollama/MANIFEST.json
 COLLECTION_SOURCES := $(wildcard galaxy.yml meta/runtime.yml README.md $(shell git ls-files --cached --others --exclude-standard plugins roles playbooks 2>/dev/null))
 MOLECULE_SCENARIOS := $(notdir $(patsubst %/molecule.yml,%,$(wildcard molecule/*/molecule.yml)))
+# scenarios that run against the test cluster (tests/services/cluster.py), started around them
+CLUSTER_SCENARIOS := flux_apply
 
 .PHONY: setup test demo bench lint sanity unit integration molecule collection clean help
 
@@ -52,7 +54,11 @@ integration:
 molecule:
 	@for s in $(MOLECULE_SCENARIOS); do \
 	  echo "==> molecule test -s $$s"; \
-	  $(ENV) molecule test -s $$s || exit 1; \
+	  if [[ " $(CLUSTER_SCENARIOS) " == *" $$s "* ]]; then \
+	    $(ENV) python -m tests.services.cluster run -- molecule test -s $$s || exit 1; \
+	  else \
+	    $(ENV) molecule test -s $$s || exit 1; \
+	  fi; \
 	done
 
 demo: setup
