@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.aiplatform.ollama.plugins.module_utils.review_yaml import ReviewYamlError, dump_review_yaml
+from ansible_collections.aiplatform.ollama.plugins.plugin_utils.review_yaml import ReviewYamlError, dump_review_yaml
 
 DOCUMENTATION = r"""
 name: to_review_yaml
@@ -73,7 +73,7 @@ _value:
 
 
 def to_review_yaml(data, sort_keys=False):
-    """data as review-friendly block YAML (see plugins/module_utils/review_yaml.py)."""
+    """data as review-friendly block YAML (see plugins/plugin_utils/review_yaml.py)."""
     if not isinstance(sort_keys, bool):
         raise AnsibleFilterError(f"to_review_yaml: sort_keys must be a boolean, not {sort_keys!r}")
     try:

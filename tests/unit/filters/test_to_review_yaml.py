@@ -16,7 +16,7 @@ from ansible.module_utils._internal._datatag import AnsibleTaggedObject
 from ansible.plugins.filter.core import to_nice_yaml
 
 from ansible_collections.aiplatform.ollama.plugins.filter.to_review_yaml import FilterModule, to_review_yaml
-from ansible_collections.aiplatform.ollama.plugins.module_utils.review_yaml import (
+from ansible_collections.aiplatform.ollama.plugins.plugin_utils.review_yaml import (
     ReviewYamlError,
     dump_review_yaml,
     plain_data,
