@@ -14,9 +14,11 @@ def test_install_that_cannot_schedule_is_remediated_and_recovers(cluster, run_on
     name = "ollama-unsched"
     base = {"ollama_flux_namespace": name, "ollama_flux_flux_namespace": name, "ollama_flux_release_name": name,
             "ollama_flux_namespace_create": True, "ollama_flux_pvc_mode": "role",
-            "ollama_flux_pvc_name": f"{name}-models", "ollama_flux_timeout": "20s"}
+            "ollama_flux_pvc_name": f"{name}-models"}
+    # a short Flux timeout, so the four attempts fail within minutes instead of 2 hours
+    unmatched = {**base, "ollama_flux_timeout": "20s", "ollama_flux_node_selector": {"aiplatform.test/pool": "none"}}
 
-    failed = run_on_cluster("deploy.yml", {**base, "ollama_flux_node_selector": {"aiplatform.test/pool": "none"}})
+    failed = run_on_cluster("deploy.yml", unmatched)
 
     assert failed.returncode != 0
     assert "cannot be scheduled" in failed.output, failed.output[-6000:]
@@ -34,9 +36,12 @@ def test_install_that_cannot_schedule_is_remediated_and_recovers(cluster, run_on
 
 def test_claim_with_a_missing_storage_class_is_named_and_replaced_once_fixed(cluster, run_on_cluster):
     namespace = "ollama-claim"
-    base = {"model_cache_namespace": namespace, "model_cache_job_active_deadline_seconds": 30}
+    base = {"model_cache_namespace": namespace}
+    # the Job gives up after 30s instead of 4 hours, so the run fails within a minute
+    missing_class = {**base, "model_cache_storage_class": "no-such-class",
+                     "model_cache_job_active_deadline_seconds": 30}
 
-    failed = run_on_cluster("seed_models.yml", {**base, "model_cache_storage_class": "no-such-class"})
+    failed = run_on_cluster("seed_models.yml", missing_class)
 
     assert failed.returncode != 0
     assert f"claim {namespace}/ollama-models is Pending" in failed.output, failed.output[-6000:]
