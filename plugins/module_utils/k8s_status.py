@@ -25,7 +25,7 @@ def _timestamp(event: dict) -> str:
             or event.get("firstTimestamp") or (event.get("metadata") or {}).get("creationTimestamp") or "")
 
 
-def _condition(obj: dict, kind: str) -> dict:
+def condition(obj: dict, kind: str) -> dict:
     for condition in (obj.get("status") or {}).get("conditions") or []:
         if condition.get("type") == kind:
             return condition
@@ -37,10 +37,11 @@ def _name(obj: dict) -> str:
     return f"{meta.get('namespace', '')}/{meta.get('name', '')}".lstrip("/")
 
 
-def _recent(events: list, since: str) -> list:
-    """Events at or after since (RFC 3339 strings compare in time order), oldest first."""
+def recent_events(events: list, since: str) -> list:
+    """Events at or after since (RFC 3339 strings compare in time order), oldest first; all of them
+    when none is that recent (an old event is still better evidence than none)."""
     chosen = [e for e in events if not since or _timestamp(e) >= since]
-    return sorted(chosen, key=_timestamp)
+    return sorted(chosen or events, key=_timestamp)
 
 
 def _container_statuses(pod: dict) -> list:
@@ -48,7 +49,7 @@ def _container_statuses(pod: dict) -> list:
     return (status.get("initContainerStatuses") or []) + (status.get("containerStatuses") or [])
 
 
-def _pod_cause(pod: dict):
+def pod_cause(pod: dict):
     """(cause, sentence) for a pod whose containers tell why it is not ready, else None."""
     name = _name(pod)
     for cs in _container_statuses(pod):
@@ -85,7 +86,7 @@ def explain(release: dict | None = None, job: dict | None = None, pods: list | N
     Returns {'cause': one of CAUSES, 'reason': str, 'evidence': [str], 'report': [str]}.
     """
     pods, claims = pods or [], claims or []
-    events = _recent(events or [], since) or _recent(events or [], "")
+    events = recent_events(events or [], since)
     warnings = [e for e in events if e.get("type") == "Warning"]
     found = []  # (cause, sentence, evidence)
 
@@ -94,14 +95,14 @@ def explain(release: dict | None = None, job: dict | None = None, pods: list | N
             about = [e for e in warnings if (e.get("involvedObject") or {}).get("kind") == "PersistentVolumeClaim"
                      and (e.get("involvedObject") or {}).get("name") == claim["metadata"]["name"]]
             detail = about[-1].get("message", "") if about else "no event explains it"
-            evidence = [_event_line(e) for e in about[-3:]]
+            evidence = [event_line(e) for e in about[-3:]]
             found.append(("claim_pending", f"claim {_name(claim)} is "
                           f"{(claim.get('status') or {}).get('phase', 'Pending')}: {detail}", evidence))
 
     for pod in pods:
-        pod_cause = _pod_cause(pod)
-        if pod_cause:
-            found.append((*pod_cause, [_pod_line(pod)]))
+        cause = pod_cause(pod)
+        if cause:
+            found.append((*cause, [pod_line(pod)]))
 
     # pods may be gone (uninstall remediation deletes them); their events outlive them
     by_reason = {}
@@ -111,20 +112,20 @@ def explain(release: dict | None = None, job: dict | None = None, pods: list | N
     if "FailedScheduling" in by_reason:
         last = by_reason["FailedScheduling"][-1]
         found.append(("unschedulable", f"pod {_involved(last)} cannot be scheduled: {last.get('message', '')}",
-                      [_event_line(last)]))
+                      [event_line(last)]))
     for reason in ("FailedMount", "FailedAttachVolume"):
         if reason in by_reason:
             last = by_reason[reason][-1]
             found.append(("mount_failed", f"pod {_involved(last)} cannot mount its volumes: {last.get('message', '')}",
-                          [_event_line(last)]))
+                          [event_line(last)]))
 
     if job is not None:
-        failed = _condition(job, "Failed")
+        failed = condition(job, "Failed")
         if failed.get("status") == "True":
             found.append(("job_failed", f"Job {_name(job)} failed: {failed.get('reason', '')} "
                           f"{failed.get('message', '')}".rstrip(), [_condition_line(failed)]))
     if release is not None:
-        ready = _condition(release, "Ready")
+        ready = condition(release, "Ready")
         if ready.get("status") != "True":
             found.append(("release_failed", f"HelmRelease {_name(release)} is not Ready: {ready.get('reason', '?')} "
                           f"{ready.get('message', '')}".rstrip(), [_condition_line(ready)]))
@@ -142,7 +143,7 @@ def _involved(event: dict) -> str:
     return f"{obj.get('namespace', '')}/{obj.get('name', '')}".lstrip("/")
 
 
-def _event_line(event: dict) -> str:
+def event_line(event: dict) -> str:
     obj = event.get("involvedObject") or {}
     count = (event.get("series") or {}).get("count") or event.get("count") or 1
     return (f"{_timestamp(event)} {event.get('type', '')} {obj.get('kind', '')}/{obj.get('name', '')} "
@@ -154,7 +155,7 @@ def _condition_line(condition: dict) -> str:
             f"{condition.get('message', '')}").rstrip(": ")
 
 
-def _pod_line(pod: dict) -> str:
+def pod_line(pod: dict) -> str:
     status = pod.get("status") or {}
     node = (pod.get("spec") or {}).get("nodeName") or "(no node)"
     parts = [f"pod {_name(pod)} {status.get('phase', '?')} on {node}"]
@@ -193,9 +194,9 @@ def _report(release, job, pods, claims, events, logs) -> list:
             lines.append(f"claim {_name(claim)} {(claim.get('status') or {}).get('phase', '?')}, storage class "
                          f"{spec.get('storageClassName') or '(default)'}, volume {spec.get('volumeName') or '(none)'}")
     lines.append("== Pods ==")
-    lines.extend([_pod_line(pod) for pod in pods] or ["(none)"])
+    lines.extend([pod_line(pod) for pod in pods] or ["(none)"])
     lines.append("== Events, oldest first ==")
-    lines.extend([_event_line(e) for e in events[-25:]] or ["(none)"])
+    lines.extend([event_line(e) for e in events[-25:]] or ["(none)"])
     for pod, log in logs.items():
         lines.append(f"== log of {pod}, last 40 lines ==")
         lines.extend(list(log)[-40:] or ["(empty)"])

@@ -48,6 +48,21 @@ def test_claim_with_a_missing_storage_class_is_named_and_replaced_once_fixed(clu
     assert 'storageclass.storage.k8s.io "no-such-class" not found' in failed.output
     assert "Fix: the claim cannot bind" in failed.output
 
+    # the runbook, judged on its own: the same cause, as a verdict
+    diagnosed = run_on_cluster("diagnose.yml", {"diagnose_namespace": namespace, "diagnose_endpoints": []})
+    assert diagnosed.returncode != 0
+    said = " ".join(diagnosed.output.split())  # the callback wraps long messages
+    assert "RUNBOOK PersistentVolumeClaim stuck in Pending" in said, diagnosed.output[-6000:]
+    assert "its storage class 'no-such-class' does not exist (the cluster has none)" in said
+    assert "fix: set model_cache_storage_class to an existing class" in said
+
+    # check mode says what the fix would do, and does nothing (the claim's class is immutable)
+    checked = run_on_cluster("seed_models.yml", base, "--check", "--diff")
+    assert checked.returncode == 0, checked.output[-6000:]
+    assert f"would create PersistentVolumeClaim {namespace}/ollama-models" in checked.output
+    claim = cluster.get("v1", "PersistentVolumeClaim", "ollama-models", namespace)
+    assert claim["spec"]["storageClassName"] == "no-such-class"
+
     fixed = run_on_cluster("seed_models.yml", base)
     assert fixed.returncode == 0, fixed.output[-6000:]
     claim = cluster.get("v1", "PersistentVolumeClaim", "ollama-models", namespace)
@@ -92,3 +107,14 @@ def test_failed_seed_job_is_named_and_does_not_block_the_rerun(cluster, run_on_c
     assert [(job["metadata"]["name"], condition(job, "Complete").get("status")) for job in jobs] == [(job_name, "True")]
     settled = run_on_cluster("seed_models.yml", base)
     assert settled.returncode == 0 and settled.recap["changed"] == 0, settled.output[-6000:]
+
+
+def test_diagnose_refuses_bad_input_by_name(run_on_cluster):
+    missing = run_on_cluster("diagnose.yml", {"diagnose_namespace": "no-such-namespace"})
+    assert missing.returncode != 0
+    assert "namespace no-such-namespace (diagnose_namespace) does not exist in this cluster" in " ".join(
+        missing.output.split())
+
+    unknown = run_on_cluster("diagnose.yml", {"diagnose_runbooks": ["pvc_pending", "disk_full"]})
+    assert unknown.returncode != 0
+    assert "diagnose_runbooks" in unknown.output and "disk_full" in unknown.output, unknown.output[-3000:]

@@ -99,3 +99,14 @@ def test_failed_upgrade_names_the_cause_and_a_plain_rerun_recovers(cluster, run_
     # the selector removed leaves no trace in the stored values, so nothing differs on the next run
     settled = run_on_cluster("deploy.yml", RAISED)
     assert settled.returncode == 0 and settled.recap["changed"] == 0, settled.output[-6000:]
+
+
+def test_diagnose_judges_the_converged_service_healthy_in_one_line(run_on_cluster):
+    run = run_on_cluster("diagnose.yml", {**RAISED, "diagnose_model": "{{ ollama_flux_model }}"})
+
+    assert run.returncode == 0, run.output[-6000:]
+    said = " ".join(run.output.split())  # the callback wraps long messages
+    assert "healthy: pull_stall, oom_killed, pvc_pending, model_missing; not judged: no probe through the Agent " \
+           "Gateway was configured" in said, run.output[-3000:]
+    assert "RUNBOOK" not in run.output
+    assert run.recap["changed"] == 0
