@@ -91,6 +91,73 @@ spec:
 """
 
 
+# A pod annotated so has, once scheduled, a container that was OOMKilled while loading and now
+# restarts (CrashLoopBackOff, 3 restarts): the seed's "OOMKilled during model loading" runbook, with
+# the status a kubelet would report.
+OOM_ANNOTATION = "aiplatform.test/oom-killed"
+OOM_STAGE = f"""\
+apiVersion: kwok.x-k8s.io/v1alpha1
+kind: Stage
+metadata:
+  name: aiplatform-test-pod-oom-killed
+spec:
+  resourceRef:
+    apiGroup: v1
+    kind: Pod
+  selector:
+    matchExpressions:
+      - key: '.metadata.deletionTimestamp'
+        operator: 'DoesNotExist'
+      - key: '.metadata.annotations["{OOM_ANNOTATION}"]'
+        operator: 'In'
+        values: ['true']
+      - key: '.status.phase'
+        operator: 'In'
+        values: ['Pending']
+  next:
+    statusTemplate: |
+      {{{{ $now := Now }}}}
+      conditions:
+      - lastTransitionTime: {{{{ $now | Quote }}}}
+        status: "False"
+        type: Ready
+      initContainerStatuses:
+      {{{{ range .spec.initContainers }}}}
+      - image: {{{{ .image | Quote }}}}
+        name: {{{{ .name | Quote }}}}
+        ready: true
+        restartCount: 0
+        state:
+          terminated:
+            exitCode: 0
+            reason: Completed
+            startedAt: {{{{ $now | Quote }}}}
+            finishedAt: {{{{ $now | Quote }}}}
+      {{{{ end }}}}
+      containerStatuses:
+      {{{{ range .spec.containers }}}}
+      - image: {{{{ .image | Quote }}}}
+        name: {{{{ .name | Quote }}}}
+        ready: false
+        restartCount: 3
+        started: false
+        state:
+          waiting:
+            reason: CrashLoopBackOff
+            message: back-off 40s restarting failed container
+        lastState:
+          terminated:
+            exitCode: 137
+            reason: OOMKilled
+            startedAt: {{{{ $now | Quote }}}}
+            finishedAt: {{{{ $now | Quote }}}}
+      {{{{ end }}}}
+      hostIP: {{{{ NodeIPWith .spec.nodeName | Quote }}}}
+      podIP: {{{{ PodIPWith .spec.nodeName false .metadata.uid .metadata.name .metadata.namespace | Quote }}}}
+      phase: Running
+"""
+
+
 def cache_dir() -> Path:
     default = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "aiplatform-ollama"
     return Path(os.environ.get("AIPLATFORM_OLLAMA_CACHE", default))
@@ -151,13 +218,15 @@ DEFAULT_NODES = (Node("kwok-node-0"), Node("kwok-node-1"), Node(FAILING_NODE, un
 
 
 def _kwok_stages() -> list[dict]:
-    """kwok's fast node and pod stages, the pod ones sparing FAILING_NODE, plus FAIL_STAGE."""
+    """kwok's fast node and pod stages, the pod ones sparing the pods of FAILING_NODE and those
+    annotated OOM_ANNOTATION, plus FAIL_STAGE and OOM_STAGE."""
     stages = [doc for doc in yaml.safe_load_all((assets_dir() / "kwok-stages.yaml").read_text()) if doc]
-    spare = {"key": ".spec.nodeName", "operator": "NotIn", "values": [FAILING_NODE]}
+    spare = [{"key": ".spec.nodeName", "operator": "NotIn", "values": [FAILING_NODE]},
+             {"key": f'.metadata.annotations["{OOM_ANNOTATION}"]', "operator": "DoesNotExist"}]
     for stage in stages:
         if stage["spec"]["resourceRef"]["kind"] == "Pod" and stage["metadata"]["name"] != "pod-delete":
-            stage["spec"].setdefault("selector", {}).setdefault("matchExpressions", []).append(spare)
-    return [*stages, yaml.safe_load(FAIL_STAGE)]
+            stage["spec"].setdefault("selector", {}).setdefault("matchExpressions", []).extend(spare)
+    return [*stages, yaml.safe_load(FAIL_STAGE), yaml.safe_load(OOM_STAGE)]
 
 
 def _run(argv: list, **kwargs) -> subprocess.CompletedProcess:
