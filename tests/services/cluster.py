@@ -42,120 +42,79 @@ FLUX_NAMESPACE = "flux-system"
 FAILING_NODE = "kwok-failing-node"
 SERVICE_CIDR = "10.96.0.0/16"
 
+# kwok Stage template lines, in Go template syntax ({{ }} is kwok's, not Python's).
+_NOW = "{{ $now | Quote }}"
+_POD_ADDRESSES = ("hostIP: {{ NodeIPWith .spec.nodeName | Quote }}\n"
+                  "podIP: {{ PodIPWith .spec.nodeName false .metadata.uid .metadata.name .metadata.namespace"
+                  " | Quote }}\n")
+
+
+def _pod_stage(name: str, match: list, phase: str, container: str, init_container: str = "") -> dict:
+    """A kwok Stage giving the pods it matches a not-Ready status in phase, each container (and init
+    container, where given) with the status lines given: what a kubelet would report."""
+    def statuses(field: str, ranged: str, lines: str) -> str:
+        return (f"{field}:\n{{{{ range .spec.{ranged} }}}}\n- image: {{{{ .image | Quote }}}}\n"
+                f"  name: {{{{ .name | Quote }}}}\n" + "".join(f"  {line}\n" for line in lines.splitlines())
+                + "{{ end }}\n")
+    template = ("{{ $now := Now }}\n"
+                f"conditions:\n- lastTransitionTime: {_NOW}\n  status: \"False\"\n  type: Ready\n"
+                + (statuses("initContainerStatuses", "initContainers", init_container) if init_container else "")
+                + statuses("containerStatuses", "containers", container) + _POD_ADDRESSES + f"phase: {phase}\n")
+    return {"apiVersion": "kwok.x-k8s.io/v1alpha1", "kind": "Stage", "metadata": {"name": name},
+            "spec": {"resourceRef": {"apiGroup": "v1", "kind": "Pod"},
+                     "selector": {"matchExpressions": [
+                         {"key": ".metadata.deletionTimestamp", "operator": "DoesNotExist"}, *match]},
+                     "next": {"statusTemplate": template}}}
+
+
 # Pods on FAILING_NODE end Failed (exit code 1) instead of Running or Succeeded. kwok picks among
 # matching stages at random by weight, so its own pod stages leave that node alone (_kwok_stages).
-FAIL_STAGE = f"""\
-apiVersion: kwok.x-k8s.io/v1alpha1
-kind: Stage
-metadata:
-  name: aiplatform-test-pod-fail
-spec:
-  resourceRef:
-    apiGroup: v1
-    kind: Pod
-  selector:
-    matchExpressions:
-      - key: '.metadata.deletionTimestamp'
-        operator: 'DoesNotExist'
-      - key: '.spec.nodeName'
-        operator: 'In'
-        values: ['{FAILING_NODE}']
-      - key: '.status.phase'
-        operator: 'NotIn'
-        values: ['Failed']
-  next:
-    statusTemplate: |
-      {{{{ $now := Now }}}}
-      conditions:
-      - lastTransitionTime: {{{{ $now | Quote }}}}
-        status: "False"
-        type: Ready
-      containerStatuses:
-      {{{{ range .spec.containers }}}}
-      - image: {{{{ .image | Quote }}}}
-        name: {{{{ .name | Quote }}}}
-        ready: false
-        restartCount: 0
-        started: false
-        state:
-          terminated:
-            exitCode: 1
-            finishedAt: {{{{ $now | Quote }}}}
-            reason: Error
-            message: failed by the test cluster's failing node
-            startedAt: {{{{ $now | Quote }}}}
-      {{{{ end }}}}
-      hostIP: {{{{ NodeIPWith .spec.nodeName | Quote }}}}
-      podIP: {{{{ PodIPWith .spec.nodeName false .metadata.uid .metadata.name .metadata.namespace | Quote }}}}
-      phase: Failed
-"""
-
+FAIL_STAGE = _pod_stage(
+    "aiplatform-test-pod-fail",
+    [{"key": ".spec.nodeName", "operator": "In", "values": [FAILING_NODE]},
+     {"key": ".status.phase", "operator": "NotIn", "values": ["Failed"]}],
+    "Failed",
+    f"""ready: false
+restartCount: 0
+started: false
+state:
+  terminated:
+    exitCode: 1
+    reason: Error
+    message: failed by the test cluster's failing node
+    startedAt: {_NOW}
+    finishedAt: {_NOW}""")
 
 # A pod annotated so has, once scheduled, a container that was OOMKilled while loading and now
 # restarts (CrashLoopBackOff, 3 restarts): the seed's "OOMKilled during model loading" runbook, with
 # the status a kubelet would report.
 OOM_ANNOTATION = "aiplatform.test/oom-killed"
-OOM_STAGE = f"""\
-apiVersion: kwok.x-k8s.io/v1alpha1
-kind: Stage
-metadata:
-  name: aiplatform-test-pod-oom-killed
-spec:
-  resourceRef:
-    apiGroup: v1
-    kind: Pod
-  selector:
-    matchExpressions:
-      - key: '.metadata.deletionTimestamp'
-        operator: 'DoesNotExist'
-      - key: '.metadata.annotations["{OOM_ANNOTATION}"]'
-        operator: 'In'
-        values: ['true']
-      - key: '.status.phase'
-        operator: 'In'
-        values: ['Pending']
-  next:
-    statusTemplate: |
-      {{{{ $now := Now }}}}
-      conditions:
-      - lastTransitionTime: {{{{ $now | Quote }}}}
-        status: "False"
-        type: Ready
-      initContainerStatuses:
-      {{{{ range .spec.initContainers }}}}
-      - image: {{{{ .image | Quote }}}}
-        name: {{{{ .name | Quote }}}}
-        ready: true
-        restartCount: 0
-        state:
-          terminated:
-            exitCode: 0
-            reason: Completed
-            startedAt: {{{{ $now | Quote }}}}
-            finishedAt: {{{{ $now | Quote }}}}
-      {{{{ end }}}}
-      containerStatuses:
-      {{{{ range .spec.containers }}}}
-      - image: {{{{ .image | Quote }}}}
-        name: {{{{ .name | Quote }}}}
-        ready: false
-        restartCount: 3
-        started: false
-        state:
-          waiting:
-            reason: CrashLoopBackOff
-            message: back-off 40s restarting failed container
-        lastState:
-          terminated:
-            exitCode: 137
-            reason: OOMKilled
-            startedAt: {{{{ $now | Quote }}}}
-            finishedAt: {{{{ $now | Quote }}}}
-      {{{{ end }}}}
-      hostIP: {{{{ NodeIPWith .spec.nodeName | Quote }}}}
-      podIP: {{{{ PodIPWith .spec.nodeName false .metadata.uid .metadata.name .metadata.namespace | Quote }}}}
-      phase: Running
-"""
+OOM_STAGE = _pod_stage(
+    "aiplatform-test-pod-oom-killed",
+    [{"key": f'.metadata.annotations["{OOM_ANNOTATION}"]', "operator": "In", "values": ["true"]},
+     {"key": ".status.phase", "operator": "In", "values": ["Pending"]}],
+    "Running",
+    f"""ready: false
+restartCount: 3
+started: false
+state:
+  waiting:
+    reason: CrashLoopBackOff
+    message: back-off 40s restarting failed container
+lastState:
+  terminated:
+    exitCode: 137
+    reason: OOMKilled
+    startedAt: {_NOW}
+    finishedAt: {_NOW}""",
+    init_container=f"""ready: true
+restartCount: 0
+state:
+  terminated:
+    exitCode: 0
+    reason: Completed
+    startedAt: {_NOW}
+    finishedAt: {_NOW}""")
 
 
 def cache_dir() -> Path:
@@ -226,7 +185,7 @@ def _kwok_stages() -> list[dict]:
     for stage in stages:
         if stage["spec"]["resourceRef"]["kind"] == "Pod" and stage["metadata"]["name"] != "pod-delete":
             stage["spec"].setdefault("selector", {}).setdefault("matchExpressions", []).extend(spare)
-    return [*stages, yaml.safe_load(FAIL_STAGE), yaml.safe_load(OOM_STAGE)]
+    return [*stages, FAIL_STAGE, OOM_STAGE]
 
 
 def _run(argv: list, **kwargs) -> subprocess.CompletedProcess:
