@@ -103,32 +103,31 @@ def model_factory(tmp_path_factory) -> ModelFactory:
     return ModelFactory(tmp_path_factory.mktemp("models"))
 
 
+def _attached(service_context):
+    """Run a service for the session, its logs attached to every failing test's report."""
+    with service_context as service:
+        _RUNNING.append(service)
+        yield service
+        _RUNNING.remove(service)
+
+
 @pytest.fixture(scope="session")
 def registry(tmp_path_factory):
     if not shutil.which("docker-registry") or not nginx_bin():
         pytest.fail("docker-registry and nginx are needed for the registry fixture: run `make setup`")
-    with Registry.start(tmp_path_factory.mktemp("registry")) as service:
-        _RUNNING.append(service)
-        yield service
-        _RUNNING.remove(service)
+    yield from _attached(Registry.start(tmp_path_factory.mktemp("registry")))
 
 
 @pytest.fixture(scope="session")
 def ollama(tmp_path_factory):
-    with OllamaServer.start(tmp_path_factory.mktemp("ollama")) as service:
-        _RUNNING.append(service)
-        yield service
-        _RUNNING.remove(service)
+    yield from _attached(OllamaServer.start(tmp_path_factory.mktemp("ollama")))
 
 
 @pytest.fixture(scope="session")
 def cluster(tmp_path_factory):
     """A real control plane, kwok nodes, Flux and a Helm repository with the real chart. It fails,
     never skips, when it cannot start: apply mode is what users run."""
-    with Cluster.start(tmp_path_factory.mktemp("cluster")) as service:
-        _RUNNING.append(service)
-        yield service
-        _RUNNING.remove(service)
+    yield from _attached(Cluster.start(tmp_path_factory.mktemp("cluster")))
 
 
 @pytest.fixture(scope="session")
@@ -143,10 +142,7 @@ def kubectl() -> str:
 @pytest.fixture(scope="session")
 def git_server(tmp_path_factory):
     """git's smart-HTTP backend behind nginx: what a Flux GitRepository clones."""
-    with GitServer.start(tmp_path_factory.mktemp("git")) as service:
-        _RUNNING.append(service)
-        yield service
-        _RUNNING.remove(service)
+    yield from _attached(GitServer.start(tmp_path_factory.mktemp("git")))
 
 
 @pytest.fixture(scope="session")

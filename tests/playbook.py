@@ -33,6 +33,11 @@ class PlaybookRun:
     output: str
 
     @property
+    def said(self) -> str:
+        """The output on one line, the callback's wrapping of long messages undone."""
+        return " ".join(self.output.split())
+
+    @property
     def recap(self) -> dict:
         match = RECAP.search(self.output)
         assert match, f"no PLAY RECAP in the output:\n{self.output[-3000:]}"

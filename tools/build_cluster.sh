@@ -14,9 +14,13 @@ mkdir -p "$BIN" "$WORK" "$CLUSTER_ASSETS_DIR"
 # the modules and toolchain are pinned; never let `go` reach for a newer toolchain or rewrite go.sum silently
 export GOTOOLCHAIN=local GOFLAGS=-mod=mod
 
-# The directory of a module version in the module cache, downloading it if needed.
-module_dir() { go mod download -json "$1" | python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])'; }
-module_gomod() { go mod download -json "$1" | python3 -c 'import json,sys; print(json.load(sys.stdin)["GoMod"])'; }
+# Where a module version lies in the module cache (FIELD Dir: its files, GoMod: its go.mod),
+# downloading it if needed.
+module_path() {
+  go mod download -json "$2" | python3 -c 'import json,sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"
+}
+# the `go` line of the wrapper modules: the toolchain on this machine
+GO_LINE="go $(go env GOVERSION | sed 's/^go//')"
 
 version_ldflags() {
   local v="$1" major minor flags=""
@@ -37,10 +41,10 @@ kubernetes_wrapper() {
   mkdir -p "$dir"
   if [ ! -f "$dir/go.mod" ]; then
     local gomod
-    gomod=$(module_gomod "k8s.io/kubernetes@$KUBERNETES_VERSION")
+    gomod=$(module_path GoMod "k8s.io/kubernetes@$KUBERNETES_VERSION")
     {
       echo "module aiplatform.test/kubernetes"
-      echo "go $(go env GOVERSION | sed 's/^go//')"
+      echo "$GO_LINE"
       echo "require k8s.io/kubernetes $KUBERNETES_VERSION"
       sed -n '/^replace (/,/^)/p' "$gomod" | awk '$2 == "=>" {print "replace " $1 " => " $1 " '"$staging"'"}'
     } > "$dir/go.mod.tmp"
@@ -68,7 +72,7 @@ build_etcd() {
   mkdir -p "$dir"
   cat > "$dir/go.mod" <<EOF
 module aiplatform.test/etcd
-go $(go env GOVERSION | sed 's/^go//')
+$GO_LINE
 require go.etcd.io/etcd/server/v3 $ETCD_VERSION
 replace go.etcd.io/etcd/api/v3 => go.etcd.io/etcd/api/v3 $ETCD_VERSION
 replace go.etcd.io/etcd/client/pkg/v3 => go.etcd.io/etcd/client/pkg/v3 $ETCD_VERSION
@@ -92,7 +96,7 @@ build_kwok() {
     go build -o "$BIN/kwok" -ldflags "-s -w" sigs.k8s.io/kwok/cmd/kwok)
   # kwok has no default stages: nodes Ready with heartbeats, pods Ready, Job pods Succeeded, deletes honoured
   local src
-  src=$(module_dir "sigs.k8s.io/kwok@$KWOK_VERSION")
+  src=$(module_path Dir "sigs.k8s.io/kwok@$KWOK_VERSION")
   for stage in node/fast/node-initialize node/heartbeat/node-heartbeat pod/fast/pod-ready \
                pod/fast/pod-complete pod/fast/pod-delete; do
     echo "---"  # the files have no document markers of their own
@@ -111,7 +115,7 @@ build_flux() {
   # the controllers' own replace lines, plus pkg/artifact pinned to a version the proxy serves whole
   cat > "$dir/go.mod" <<EOF
 module aiplatform.test/flux
-go $(go env GOVERSION | sed 's/^go//')
+$GO_LINE
 require (
 	github.com/fluxcd/source-controller $FLUX_SOURCE_VERSION
 	github.com/fluxcd/source-controller/api $FLUX_SOURCE_VERSION
@@ -136,7 +140,7 @@ EOF
   rm -rf "$crds"; mkdir -p "$crds"
   for m in "source-controller@$FLUX_SOURCE_VERSION" "kustomize-controller@$FLUX_KUSTOMIZE_VERSION" \
            "helm-controller@$FLUX_HELM_VERSION"; do
-    cp "$(module_dir "github.com/fluxcd/$m")"/config/crd/bases/*.yaml "$crds/"
+    cp "$(module_path Dir "github.com/fluxcd/$m")"/config/crd/bases/*.yaml "$crds/"
   done
   chmod -R u+w "$crds"
   rm -rf "$CLUSTER_ASSETS_DIR/flux-crds"; mv "$crds" "$CLUSTER_ASSETS_DIR/flux-crds"

@@ -44,6 +44,13 @@ def recent_events(events: list, since: str) -> list:
     return sorted(chosen or events, key=_timestamp)
 
 
+def claim_warnings(name: str, events: list) -> list:
+    """The Warning events about the claim of that name (ProvisioningFailed, ...), in the given order."""
+    return [e for e in events if e.get("type") == "Warning"
+            and (e.get("involvedObject") or {}).get("kind") == "PersistentVolumeClaim"
+            and (e.get("involvedObject") or {}).get("name") == name]
+
+
 def _container_statuses(pod: dict) -> list:
     status = pod.get("status") or {}
     return (status.get("initContainerStatuses") or []) + (status.get("containerStatuses") or [])
@@ -92,8 +99,7 @@ def explain(release: dict | None = None, job: dict | None = None, pods: list | N
 
     for claim in claims:
         if (claim.get("status") or {}).get("phase") != "Bound":
-            about = [e for e in warnings if (e.get("involvedObject") or {}).get("kind") == "PersistentVolumeClaim"
-                     and (e.get("involvedObject") or {}).get("name") == claim["metadata"]["name"]]
+            about = claim_warnings(claim["metadata"]["name"], events)
             detail = about[-1].get("message", "") if about else "no event explains it"
             evidence = [event_line(e) for e in about[-3:]]
             found.append(("claim_pending", f"claim {_name(claim)} is "

@@ -10,7 +10,7 @@ the events of both namespaces, the Service's endpoints, and the inference probes
 
 from __future__ import annotations
 
-from .k8s_status import condition, event_line, pod_cause, pod_line, recent_events
+from .k8s_status import claim_warnings, condition, event_line, pod_cause, pod_line, recent_events
 
 RUNBOOKS = (
     ("pull_stall", "model pull stalls during pod startup"),
@@ -35,8 +35,7 @@ def _pvc(claim: dict | None, classes: list, events: list, names: dict) -> dict:
     existing = {c["metadata"]["name"] for c in classes}
     if phase == "Bound":
         return _verdict("pvc_pending", "ok", f"claim {names['claim']} is Bound to {claim['spec'].get('volumeName')}")
-    about = [e for e in events if (e.get("involvedObject") or {}).get("kind") == "PersistentVolumeClaim"
-             and (e.get("involvedObject") or {}).get("name") == names["claim"] and e.get("type") == "Warning"]
+    about = claim_warnings(names["claim"], events)
     evidence = [event_line(e) for e in about[-3:]]
     if wanted and wanted not in existing:
         return _verdict("pvc_pending", "failing",

@@ -208,6 +208,7 @@ class Cluster:
         self.procs: list[ManagedProcess] = []
         self._stack = contextlib.ExitStack()
         self._ssl = None
+        self._plurals: dict = {}
 
     @classmethod
     @contextlib.contextmanager
@@ -245,8 +246,10 @@ class Cluster:
         tail = f"\n{proc.log_tail()}" if proc else ""
         raise ServiceError(f"{what} not ready within {timeout}s (last error: {last}){tail}")
 
-    def _health(self, url: str) -> bool:
-        with urllib.request.urlopen(url, timeout=2, context=self._ssl_context(url)) as response:
+    def _health(self, url: str, token: str = "") -> bool:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        request = urllib.request.Request(url, headers=headers)
+        with urllib.request.urlopen(request, timeout=2, context=self._ssl_context(url)) as response:
             return response.status == 200
 
     def _ssl_context(self, url: str):
@@ -311,14 +314,8 @@ class Cluster:
             "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
             f"--service-cluster-ip-range={SERVICE_CIDR}", "--authorization-mode=RBAC",
             "--allow-privileged=true", "--profiling=false", "-v=1"])
-
-        def ready():
-            request = urllib.request.Request(self.api_url + "/readyz",
-                                             headers={"Authorization": f"Bearer {self.token}"})
-            with urllib.request.urlopen(request, timeout=2, context=self._ssl_context(self.api_url)) as resp:
-                return resp.status == 200
-
-        self._wait("kube-apiserver /readyz", ready, proc, timeout=90)
+        self._wait("kube-apiserver /readyz", lambda: self._health(self.api_url + "/readyz", self.token), proc,
+                   timeout=90)
 
     def _write_kubeconfig(self) -> None:
         config = {
@@ -430,20 +427,21 @@ class Cluster:
         return {"KUBECONFIG": str(self.kubeconfig), "K8S_AUTH_KUBECONFIG": str(self.kubeconfig),
                 "AIPLATFORM_TEST_HELM_REPO_URL": self.helm_repo_url}
 
+    @staticmethod
+    def _api_prefix(api_version: str) -> str:
+        return "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
+
     def _path(self, api_version: str, kind: str, namespace: str | None, name: str | None) -> str:
         plural = self._plural(api_version, kind)
-        prefix = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
-        path = prefix + (f"/namespaces/{namespace}" if namespace else "") + f"/{plural}"
+        path = self._api_prefix(api_version) + (f"/namespaces/{namespace}" if namespace else "") + f"/{plural}"
         return path + (f"/{name}" if name else "")
 
     def _plural(self, api_version: str, kind: str) -> str:
-        cache = self.__dict__.setdefault("_plurals", {})
-        if (api_version, kind) not in cache:
-            prefix = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
-            for resource in self.request("GET", prefix)["resources"]:
-                if "/" not in resource["name"]:
-                    cache[(api_version, resource["kind"])] = resource["name"]
-        return cache[(api_version, kind)]
+        if (api_version, kind) not in self._plurals:
+            for resource in self.request("GET", self._api_prefix(api_version))["resources"]:
+                if "/" not in resource["name"]:  # subresources such as pods/log
+                    self._plurals[(api_version, resource["kind"])] = resource["name"]
+        return self._plurals[(api_version, kind)]
 
     def request(self, method: str, path: str, body=None, content_type: str = "application/json"):
         data = None if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())

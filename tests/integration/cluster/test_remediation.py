@@ -56,7 +56,7 @@ def test_claim_with_a_missing_storage_class_is_named_and_replaced_once_fixed(clu
     # the runbook, judged on its own: the same cause, as a verdict
     diagnosed = run_on_cluster("diagnose.yml", {"diagnose_namespace": namespace, "diagnose_endpoints": []})
     assert diagnosed.returncode != 0
-    said = " ".join(diagnosed.output.split())  # the callback wraps long messages
+    said = diagnosed.said
     assert "RUNBOOK PersistentVolumeClaim stuck in Pending" in said, diagnosed.output[-6000:]
     assert "its storage class 'no-such-class' does not exist (the cluster has none)" in said
     assert "fix: set model_cache_storage_class to an existing class" in said
@@ -117,8 +117,7 @@ def test_failed_seed_job_is_named_and_does_not_block_the_rerun(cluster, run_on_c
 def test_diagnose_refuses_bad_input_by_name(run_on_cluster):
     missing = run_on_cluster("diagnose.yml", {"diagnose_namespace": "no-such-namespace"})
     assert missing.returncode != 0
-    assert "namespace no-such-namespace (diagnose_namespace) does not exist in this cluster" in " ".join(
-        missing.output.split())
+    assert "namespace no-such-namespace (diagnose_namespace) does not exist in this cluster" in missing.said
 
     unknown = run_on_cluster("diagnose.yml", {"diagnose_runbooks": ["pvc_pending", "disk_full"]})
     assert unknown.returncode != 0
@@ -133,7 +132,7 @@ def test_oom_killed_while_loading_is_named_by_the_run_and_by_diagnose(run_on_clu
 
     failed = run_on_cluster("deploy.yml", oom)
 
-    said = " ".join(failed.output.split())
+    said = failed.said
     assert failed.returncode != 0
     assert "was OOMKilled (restarts 3): the model does not fit the memory limit" in said, failed.output[-6000:]
     assert "Fix: raise ollama_flux_memory_limit" in said
@@ -141,7 +140,7 @@ def test_oom_killed_while_loading_is_named_by_the_run_and_by_diagnose(run_on_clu
     diagnosed = run_on_cluster("diagnose.yml", {"diagnose_namespace": name, "diagnose_flux_namespace": name,
                                                 "diagnose_release_name": name, "diagnose_pvc_name": f"{name}-models",
                                                 "diagnose_endpoints": []})
-    said = " ".join(diagnosed.output.split())
+    said = diagnosed.said
     assert diagnosed.returncode != 0
     assert "RUNBOOK OOMKilled during model loading" in said, diagnosed.output[-6000:]
     assert "fix: raise ollama_flux_memory_limit" in said

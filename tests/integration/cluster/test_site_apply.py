@@ -105,7 +105,7 @@ def test_diagnose_judges_the_converged_service_healthy_in_one_line(run_on_cluste
     run = run_on_cluster("diagnose.yml", {**RAISED, "diagnose_model": "{{ ollama_flux_model }}"})
 
     assert run.returncode == 0, run.output[-6000:]
-    said = " ".join(run.output.split())  # the callback wraps long messages
+    said = run.said
     assert "healthy: pull_stall, oom_killed, pvc_pending, model_missing; not judged: no probe through the Agent " \
            "Gateway was configured" in said, run.output[-3000:]
     assert "RUNBOOK" not in run.output
