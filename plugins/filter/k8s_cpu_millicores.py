@@ -4,10 +4,9 @@
 
 from __future__ import annotations
 
-import re
-from decimal import Decimal
-
 from ansible.errors import AnsibleFilterError
+
+from ansible_collections.aiplatform.ollama.plugins.module_utils.k8s_quantity import QuantityError, cpu_millicores
 
 DOCUMENTATION = r"""
 name: k8s_cpu_millicores
@@ -32,9 +31,9 @@ EXAMPLES = r"""
   ansible.builtin.debug:
     msg: "{{ '2' | aiplatform.ollama.k8s_cpu_millicores }}"      # 2000
 
-- name: Whole CPUs the container may use, the thread count that matches the CFS quota
+- name: Compare a request with a limit
   ansible.builtin.debug:
-    msg: "{{ (('1500m' | aiplatform.ollama.k8s_cpu_millicores) // 1000, 1) | max }}"   # 1
+    msg: "{{ ('500m' | aiplatform.ollama.k8s_cpu_millicores) <= ('1' | aiplatform.ollama.k8s_cpu_millicores) }}"
 """
 
 RETURN = r"""
@@ -43,23 +42,13 @@ _value:
   type: int
 """
 
-_CPU = re.compile(r"^\+?(?P<num>[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?P<milli>m)?$")
-
 
 def k8s_cpu_millicores(value):
     """Return millicores for a CPU quantity; raise on anything that is not one."""
-    if isinstance(value, bool):
-        raise AnsibleFilterError(f"k8s_cpu_millicores: {value!r} is not a CPU quantity")
-    text = str(value).strip()
-    match = _CPU.match(text)
-    if not match:
-        raise AnsibleFilterError(
-            f"k8s_cpu_millicores: {value!r} is not a Kubernetes CPU quantity; write e.g. 500m, 2 or 1.5"
-        )
-    number = Decimal(match.group("num"))
-    if not match.group("milli"):
-        number *= 1000
-    return int(number.to_integral_value(rounding="ROUND_CEILING"))
+    try:
+        return cpu_millicores(value)
+    except QuantityError as exc:
+        raise AnsibleFilterError(f"k8s_cpu_millicores: {exc}") from exc
 
 
 class FilterModule:

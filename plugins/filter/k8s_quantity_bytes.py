@@ -4,10 +4,9 @@
 
 from __future__ import annotations
 
-import re
-from decimal import Decimal, InvalidOperation
-
 from ansible.errors import AnsibleFilterError
+
+from ansible_collections.aiplatform.ollama.plugins.module_utils.k8s_quantity import QuantityError, memory_bytes
 
 DOCUMENTATION = r"""
 name: k8s_quantity_bytes
@@ -43,50 +42,13 @@ _value:
   type: int
 """
 
-_SUFFIX = {
-    "": 1,
-    "k": 10**3,
-    "M": 10**6,
-    "G": 10**9,
-    "T": 10**12,
-    "P": 10**15,
-    "E": 10**18,
-    "Ki": 2**10,
-    "Mi": 2**20,
-    "Gi": 2**30,
-    "Ti": 2**40,
-    "Pi": 2**50,
-    "Ei": 2**60,
-}
-# Same grammar as k8s.io/apimachinery resource.Quantity, minus the milli suffix.
-_QUANTITY = re.compile(
-    r"^\+?(?P<num>[0-9]+(?:\.[0-9]*)?|\.[0-9]+)"
-    r"(?:(?P<suffix>Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)|[eE](?P<exp>[+-]?[0-9]+))?$"
-)
-
 
 def k8s_quantity_bytes(value):
     """Return the bytes a memory/storage quantity stands for; raise on anything Kubernetes would not take."""
-    if isinstance(value, bool):
-        raise AnsibleFilterError(f"k8s_quantity_bytes: {value!r} is not a quantity")
-    if isinstance(value, int):
-        return value
-    text = str(value).strip()
-    match = _QUANTITY.match(text)
-    if not match:
-        raise AnsibleFilterError(
-            f"k8s_quantity_bytes: {value!r} is not a Kubernetes memory quantity; "
-            "write e.g. 512Mi, 4Gi or 4G (binary Ki/Mi/Gi/Ti or decimal k/M/G/T, no 'B')"
-        )
     try:
-        number = Decimal(match.group("num"))
-    except InvalidOperation as exc:  # pragma: no cover - the regex already guards this
-        raise AnsibleFilterError(f"k8s_quantity_bytes: {value!r}: {exc}") from exc
-    if match.group("exp") is not None:
-        number *= Decimal(10) ** int(match.group("exp"))
-    else:
-        number *= _SUFFIX[match.group("suffix") or ""]
-    return int(number.to_integral_value(rounding="ROUND_CEILING"))
+        return memory_bytes(value)
+    except QuantityError as exc:
+        raise AnsibleFilterError(f"k8s_quantity_bytes: {exc}") from exc
 
 
 class FilterModule:

@@ -128,3 +128,14 @@ class ModelRef:
 def normalize(name):
     """`qwen2.5` -> `registry.ollama.ai/library/qwen2.5:latest`; raises ModelRefError."""
     return ModelRef.parse(name).full
+
+
+def served_name(name, num_thread):
+    """The model clients are served when threads are aligned: `qwen2.5:72b` with 4 threads is
+    `qwen2.5:72b-t4`, a model derived FROM the base with PARAMETER num_thread 4 (the chart's
+    init container creates it under this name). Raises ModelRefError for a bad name."""
+    if isinstance(num_thread, bool) or not isinstance(num_thread, int) or num_thread < 1:
+        raise ModelRefError(f"num_thread {num_thread!r} must be a whole number of threads, at least 1")
+    ref = ModelRef.parse(name)
+    served = ModelRef.parse(f"{ref.short}-t{num_thread}")  # a tag grown past Ollama's limit is refused here
+    return served.short

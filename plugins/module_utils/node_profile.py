@@ -12,9 +12,14 @@ Standard library only: it runs on the target without extra packages.
 from __future__ import annotations
 
 import glob
-import math
 import os
 import re
+
+from ansible_collections.aiplatform.ollama.plugins.module_utils.k8s_quantity import (
+    cpu_millicores,
+    memory_bytes,
+    num_thread,
+)
 
 ISA_FLAGS = {
     "avx2": ("avx2",),
@@ -26,11 +31,6 @@ ISA_FLAGS = {
 
 # Flags worth showing in an error message: the SIMD family that decides llama.cpp's kernels.
 _REPORTED_FLAG = re.compile(r"^(sse4_[12]|ssse3|avx.*|fma|f16c|amx.*)$")
-
-_BINARY_SUFFIXES = {
-    "Ki": 1024, "Mi": 1024 ** 2, "Gi": 1024 ** 3, "Ti": 1024 ** 4, "Pi": 1024 ** 5, "Ei": 1024 ** 6,
-    "k": 1000, "K": 1000, "M": 1000 ** 2, "G": 1000 ** 3, "T": 1000 ** 4, "P": 1000 ** 5, "E": 1000 ** 6,
-}
 
 GIB = 1024 ** 3
 
@@ -126,28 +126,16 @@ def parse_bracketed(text):
 
 def parse_cpu_quantity(value):
     """Kubernetes CPU quantity ('2000m', '2', 1.5) -> float CPUs; '' or None -> None."""
-    if value is None:
+    if value is None or str(value).strip() == "":
         return None
-    text = str(value).strip()
-    if not text:
-        return None
-    if text.endswith("m"):
-        return float(text[:-1]) / 1000.0
-    return float(text)
+    return cpu_millicores(value) / 1000.0
 
 
 def parse_memory_quantity(value):
-    """Kubernetes memory quantity ('4Gi', '3G', '512Mi', 1073741824) -> int bytes."""
+    """Kubernetes memory quantity ('4Gi', '3G', '512Mi', 1073741824) -> int bytes; '' or None -> None."""
     if value is None or str(value).strip() == "":
         return None
-    text = str(value).strip()
-    match = re.match(r"^([0-9.]+)\s*([A-Za-z]*)$", text)
-    if not match:
-        raise ValueError(f"not a Kubernetes memory quantity: {value!r} (expected e.g. 4Gi, 512Mi, 3G)")
-    number, suffix = match.groups()
-    if suffix and suffix not in _BINARY_SUFFIXES:
-        raise ValueError(f"unknown memory suffix {suffix!r} in {value!r} (use Ki, Mi, Gi, Ti or k, M, G, T)")
-    return int(float(number) * _BINARY_SUFFIXES.get(suffix, 1))
+    return memory_bytes(value)
 
 
 def cpu_topology(processors, sysfs_topology=None):
@@ -206,19 +194,8 @@ def isa_failure(profile, required):
 
 
 def recommended_num_thread(profile, cpu_limit):
-    """Threads Ollama should use: whole CPUs of the pod's limit, never more than physical cores.
-
-    llama.cpp defaults to the host's physical cores and ignores the CFS quota; more threads than
-    the quota grants collapses throughput. SMT siblings add no memory bandwidth, so physical cores
-    cap it, and on multi-NUMA nodes one pod per NUMA node is the layout, so one node's cores cap it.
-    """
-    cap = profile["physical_cores"]
-    if profile["numa_nodes"] > 1:
-        cap = max(1, profile["physical_cores"] // profile["numa_nodes"])
-    limit = parse_cpu_quantity(cpu_limit)
-    if limit is None:
-        return cap
-    return max(1, min(cap, math.floor(limit)))
+    """Threads Ollama should use on this node for the pod's CPU limit (k8s_quantity.num_thread)."""
+    return num_thread(cpu_limit, profile["physical_cores"], profile["numa_nodes"])
 
 
 def memory_budget(mem_total, reserved):

@@ -1,0 +1,71 @@
+# Copyright: (c) 2025, AI Platform team
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The model name clients are served: the thread-aligned derived model, or the base model."""
+
+from __future__ import annotations
+
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.aiplatform.ollama.plugins.module_utils.k8s_quantity import QuantityError, num_thread
+from ansible_collections.aiplatform.ollama.plugins.module_utils.model_ref import ModelRef, ModelRefError, served_name
+
+DOCUMENTATION = r"""
+name: served_model
+short_description: The model name clients are served for a deployment's model, CPU limit and thread alignment
+version_added: 1.2.0
+author: AI Platform team
+description:
+  - With thread alignment on (any C(ollama_flux_thread_alignment) but C(off)), the deployment serves a
+    model derived from the base one with C(num_thread) set to the whole CPUs of the limit, named after
+    it with C(-t<threads>) appended to the tag (C(qwen2.5:72b) at C(2000m) is C(qwen2.5:72b-t2)).
+    With alignment C(off) clients ask for the base model.
+  - M(aiplatform.ollama.ollama_flux)'s deployment, C(inference_check) and C(diagnose) all name the served
+    model with this filter, so a verification run on its own probes what clients use.
+positional: _input
+options:
+  _input:
+    description: The deployment's model reference (C(ollama_flux_model)).
+    type: str
+    required: true
+  cpu_limit:
+    description: The Ollama container's CPU limit (C(ollama_flux_cpu_limit)).
+    type: raw
+    required: true
+  alignment:
+    description: C(ollama_flux_thread_alignment) - C(auto), C(init_container), C(chart_create) or C(off).
+    type: str
+    default: auto
+"""
+
+EXAMPLES = r"""
+- name: The model kagent asks for in prod
+  ansible.builtin.debug:
+    msg: "{{ 'qwen2.5:72b' | aiplatform.ollama.served_model(cpu_limit='2000m') }}"   # qwen2.5:72b-t2
+"""
+
+RETURN = r"""
+_value:
+  description: The model name as Ollama lists it.
+  type: str
+"""
+
+_ALIGNMENTS = ("auto", "init_container", "chart_create", "off")
+
+
+def served_model(model, cpu_limit, alignment="auto"):
+    if alignment not in _ALIGNMENTS:
+        raise AnsibleFilterError(f"served_model: thread alignment {alignment!r} is not one of {', '.join(_ALIGNMENTS)}")
+    try:
+        if alignment == "off":
+            ModelRef.parse(model)  # validated all the same: a bad name fails here, not at the probe
+            return model
+        return served_name(model, num_thread(cpu_limit))
+    except (ModelRefError, QuantityError) as exc:
+        raise AnsibleFilterError(f"served_model: {exc}") from exc
+
+
+class FilterModule:
+    """Served model filter."""
+
+    def filters(self):
+        return {"served_model": served_model}

@@ -1,0 +1,62 @@
+"""The served-model rule and the num_thread formula, the names every role derives the same way."""
+
+from __future__ import annotations
+
+import pytest
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.aiplatform.ollama.plugins.filter.num_thread import num_thread
+from ansible_collections.aiplatform.ollama.plugins.filter.served_model import served_model
+from ansible_collections.aiplatform.ollama.plugins.module_utils import node_profile
+
+
+@pytest.mark.parametrize("limit,cores,numa,expected", [
+    ("1000m", None, 1, 1),
+    ("2000m", None, 1, 2),
+    ("1500m", None, 1, 1),     # the CFS quota grants 1.5 CPUs: one whole thread
+    ("500m", None, 1, 1),      # never below one
+    (4, None, 1, 4),
+    ("16", 16, 2, 8),          # two NUMA nodes: one node's physical cores cap it
+    ("16", 8, 1, 8),           # physical cores cap it (SMT siblings add no bandwidth)
+    ("2", 32, 2, 2),
+    ("", 12, 2, 6),            # no limit: the cap
+])
+def test_num_thread(limit, cores, numa, expected):
+    assert num_thread(limit, cores, numa) == expected
+
+
+def test_node_profile_reports_the_same_formula():
+    profile = {"physical_cores": 16, "numa_nodes": 2}
+    assert node_profile.recommended_num_thread(profile, "16") == num_thread("16", 16, 2) == 8
+
+
+@pytest.mark.parametrize("limit", ["two", "2 cores", "", True])
+def test_num_thread_names_a_bad_limit(limit):
+    with pytest.raises(AnsibleFilterError, match="num_thread: .*(CPU quantity|CPU limit)"):
+        num_thread(limit)
+
+
+@pytest.mark.parametrize("model,limit,alignment,expected", [
+    ("qwen2.5:72b", "2000m", "auto", "qwen2.5:72b-t2"),
+    ("qwen2.5:72b", "1000m", "init_container", "qwen2.5:72b-t1"),
+    ("qwen2.5", "4", "chart_create", "qwen2.5:latest-t4"),
+    ("myteam/model:v1", "2", "auto", "myteam/model:v1-t2"),
+    ("registry.example.com:5000/library/tiny:latest", "2000m", "auto",
+     "registry.example.com:5000/library/tiny:latest-t2"),
+    ("qwen2.5:72b", "2000m", "off", "qwen2.5:72b"),
+    ("qwen2.5", "2000m", "off", "qwen2.5"),  # off: the name as deployed
+])
+def test_served_model(model, limit, alignment, expected):
+    assert served_model(model, limit, alignment) == expected
+
+
+@pytest.mark.parametrize("model,limit,alignment,message", [
+    ("qwen2.5:72b", "2000m", "sometimes", "thread alignment 'sometimes' is not one of"),
+    ("qwen 2.5", "2000m", "auto", "invalid model"),
+    ("$(reboot)", "2000m", "off", "invalid model"),
+    ("qwen2.5:72b", "two", "auto", "'two' is not a Kubernetes CPU quantity"),
+    ("m:" + "t" * 79, "2", "auto", "invalid tag"),  # the suffix would pass Ollama's 80-character tag limit
+])
+def test_served_model_refuses_bad_input(model, limit, alignment, message):
+    with pytest.raises(AnsibleFilterError, match="served_model: .*" + message):
+        served_model(model, limit, alignment)
