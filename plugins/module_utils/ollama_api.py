@@ -17,6 +17,7 @@ import time
 from urllib.error import HTTPError, URLError
 from urllib.parse import urlparse
 
+from ansible.module_utils.basic import env_fallback
 from ansible.module_utils.urls import ConnectionError as UrlConnectionError
 
 from ansible_collections.aiplatform.ollama.plugins.module_utils.ollama_http import (
@@ -34,6 +35,8 @@ OLLAMA_COMMON_ARGS = dict(
     validate_certs=dict(type="bool", default=True),
     ca_path=dict(type="path"),
     headers=dict(type="dict", default={}),
+    # a gateway's token: kept out of results, diffs and -vvv output, unlike headers
+    api_key=dict(type="str", no_log=True, fallback=(env_fallback, ["OLLAMA_API_KEY"])),
 )
 
 
@@ -99,13 +102,18 @@ def error_text(body):
 class OllamaClient:
     """One Ollama server. Methods return decoded JSON; streamed ones yield one object per line."""
 
-    def __init__(self, host=DEFAULT_HOST, timeout=30, validate_certs=True, ca_path=None, headers=None):
+    def __init__(self, host=DEFAULT_HOST, timeout=30, validate_certs=True, ca_path=None, headers=None, api_key=None):
         self.base_url = validate_host(host)
         self.timeout = timeout
         self.validate_certs = validate_certs
         self.ca_path = ca_path
         self.http = HttpTransport(validate_certs=validate_certs, ca_path=ca_path)
         self.headers = dict(headers or {})
+        if api_key:
+            if any(name.lower() == "authorization" for name in self.headers):
+                raise ValueError("api_key and an Authorization header in headers both set the token: keep api_key "
+                                 "(never logged) and remove Authorization from headers")
+            self.headers["Authorization"] = f"Bearer {api_key}"
 
     @classmethod
     def from_params(cls, params):
@@ -115,6 +123,7 @@ class OllamaClient:
             validate_certs=params["validate_certs"],
             ca_path=params.get("ca_path"),
             headers=params.get("headers"),
+            api_key=params.get("api_key"),
         )
 
     # -- transport ----------------------------------------------------------------------------
@@ -278,6 +287,13 @@ class OllamaClient:
             body["keep_alive"] = keep_alive
         return self.stream("POST", "/api/generate", body, timeout=timeout, what=f"generate with {model}")
 
+    def chat(self, model, messages, options=None, keep_alive=None, timeout=None):
+        """Stream `/api/chat`: the native chat endpoint, which the Agent Gateway forwards as it is."""
+        body = {"model": model, "messages": messages, "stream": True, "options": options or {}}
+        if keep_alive is not None:
+            body["keep_alive"] = keep_alive
+        return self.stream("POST", "/api/chat", body, timeout=timeout, what=f"chat with {model}")
+
     def openai_chat(self, model, content, max_tokens=8, seed=0, timeout=None):
         body = {
             "model": model,
@@ -290,6 +306,48 @@ class OllamaClient:
         return self.request(
             "POST", "/v1/chat/completions", body, timeout=timeout, what=f"OpenAI chat completion with {model}"
         )
+
+
+def _generated_text(event):
+    """(text, other output) of one streamed line: /api/generate puts text and thinking at the top level,
+    /api/chat puts them, and tool calls, under `message`."""
+    message = event.get("message")
+    if isinstance(message, dict):
+        return message.get("content") or "", message.get("thinking") or message.get("tool_calls")
+    return event.get("response") or "", event.get("thinking")
+
+
+class TimedStream:
+    """One streamed generation (/api/generate or /api/chat) read to its end, timed as the client sees it.
+
+    `first_token_seconds` runs from the first read, which is when the generator sends its request, to
+    the first line carrying generated output (text, thinking or a tool call); `seconds` to the final
+    line; `final` is that `done` line, with the server's counts (`eval_count`) and durations.
+    """
+
+    def __init__(self, events, clock=time.monotonic):
+        started = clock()
+        first = None
+        text = []
+        final = {}
+        for event in events:
+            piece, other = _generated_text(event)
+            if first is None and (piece or other):
+                first = clock() - started
+            text.append(piece)
+            if event.get("done"):
+                final = event
+        if not final:
+            raise OllamaError("the generation stream ended without a final (done) line", kind="protocol")
+        self.seconds = clock() - started
+        self.first_token_seconds = self.seconds if first is None else first
+        self.final = final
+        self.text = "".join(text)
+
+    @property
+    def eval_count(self):
+        """Tokens generated, as the server counted them."""
+        return int(self.final.get("eval_count") or 0)
 
 
 class PullProgress(Transfer):

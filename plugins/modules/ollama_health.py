@@ -209,6 +209,7 @@ from ansible_collections.aiplatform.ollama.plugins.module_utils.ollama_api impor
     OLLAMA_COMMON_ARGS,
     OllamaClient,
     OllamaError,
+    TimedStream,
 )
 
 LEVELS = ["reachable", "version", "model", "generate", "openai"]
@@ -293,30 +294,17 @@ class Probe:
 
     def _generate_once(self):
         options = {"temperature": 0, "seed": self.params["seed"], "num_predict": self.params["num_predict"]}
-        sent = time.monotonic()
-        first = None
-        text = []
-        final = {}
-        for event in self.client.generate(
+        events = self.client.generate(
             self.ref.short, self.params["prompt"], options=options, timeout=self.params["load_timeout"]
-        ):
-            if first is None and (event.get("response") or event.get("thinking")):
-                first = time.monotonic() - sent
-            text.append(event.get("response") or "")
-            if event.get("done"):
-                final = event
-        if not final:
-            raise OllamaError("the generation stream ended without a final (done) line", kind="protocol")
-        if first is None:
-            first = time.monotonic() - sent
-        return final, first, "".join(text)
+        )
+        return TimedStream(events)
 
     def check_generate(self):
         attempts = 0
         while True:
             attempts += 1
             try:
-                final, first, text = self._generate_once()
+                stream = self._generate_once()
                 break
             except OllamaError as err:
                 transient = (
@@ -332,13 +320,14 @@ class Probe:
                 ):
                     raise LevelFailed(f"generating with {self.ref.short} (attempt {attempts}): {err}") from err
                 time.sleep(self.params["retry_delay"])
-        eval_count = int(final.get("eval_count") or 0)
+        final = stream.final
+        eval_count = stream.eval_count
         load = round((final.get("load_duration") or 0) / 1e9, 3)
         self.result.update(
             attempts=attempts,
-            response=text,
+            response=stream.text,
             load_seconds=load,
-            time_to_first_token_seconds=round(first, 3),
+            time_to_first_token_seconds=round(stream.first_token_seconds, 3),
             prompt_tokens=int(final.get("prompt_eval_count") or 0),
             prompt_tokens_per_s=_rate(final.get("prompt_eval_count"), final.get("prompt_eval_duration")),
             eval_tokens=eval_count,

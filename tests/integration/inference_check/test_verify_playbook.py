@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from tests.playbook import run_playbook
 
 
@@ -17,6 +19,8 @@ def test_verify_pulls_then_probes_and_converges(work_tree_collections, ollama, t
     assert first.returncode == 0, first.output[-3000:]
     assert "direct: healthy" in first.output
     assert "tok/s" in first.output
+    # the concurrency check runs by default, with as many requests as the deployment serves at once (1 here)
+    assert f"concurrency through direct ({ollama.url}): 1 parallel request, 0 failed: latency p50" in first.said
     second = run_playbook(work_tree_collections, "verify.yml", "local", variables)
     assert second.returncode == 0, second.output[-3000:]
     assert second.recap["changed"] == 0
@@ -40,3 +44,56 @@ def test_verify_fails_at_reachable_for_a_closed_port(work_tree_collections, tiny
     run = run_playbook(work_tree_collections, "verify.yml", "local", closed)
     assert run.returncode != 0
     assert "failed at level reachable" in run.output
+
+
+def _gateway_vars(ollama, tiny_model, **extra) -> dict:
+    # the same server twice: the concurrency check must pick the endpoint named agent-gateway
+    endpoints = [{"name": "direct", "url": ollama.url}, {"name": "agent-gateway", "url": ollama.url + "/"}]
+    return _vars(ollama, tiny_model.ref, inference_check_ensure_model=True, inference_check_insecure=True,
+                 inference_check_endpoints=endpoints, **extra)
+
+
+def test_verify_sends_parallel_requests_through_the_gateway_and_reports_them(work_tree_collections, ollama,
+                                                                               tiny_model):
+    variables = _gateway_vars(ollama, tiny_model, inference_check_concurrency=3,
+                              inference_check_concurrency_max_tokens=16, inference_check_max_p95_seconds=600,
+                              inference_check_max_ttft_p95_seconds=600, inference_check_max_failures=0)
+    run = run_playbook(work_tree_collections, "verify.yml", "local", variables)
+    assert run.returncode == 0, run.output[-3000:]
+    report = re.search(r"concurrency through (\S+) \((\S+)\): 3 parallel requests, 0 failed: latency p50 [\d.]+ s "
+                       r"/ p95 [\d.]+ s, time to first token p50 [\d.]+ s / p95 [\d.]+ s, (\d+) tokens at [\d.]+ "
+                       r"tokens/s aggregate over [\d.]+ s", run.said)
+    assert report, run.output[-3000:]
+    assert report.group(1, 2) == ("agent-gateway", ollama.url + "/")
+    assert 3 <= int(report.group(3)) <= 3 * 16
+
+    # check mode: the earlier stages may not have provided the model yet, so nothing is sent
+    check = run_playbook(work_tree_collections, "verify.yml", "local", variables, "--check")
+    assert check.returncode == 0, check.output[-3000:]
+    assert "concurrency through" not in check.said and "agent-gateway: healthy" in check.said
+
+    off = run_playbook(work_tree_collections, "verify.yml", "local", {**variables, "inference_check_concurrency": 0})
+    assert off.returncode == 0, off.output[-3000:]
+    assert "concurrency through" not in off.said and "agent-gateway: healthy" in off.said
+
+
+def test_verify_fails_with_the_measured_figures_when_a_concurrency_bound_breaks(work_tree_collections, ollama,
+                                                                                tiny_model):
+    variables = _gateway_vars(ollama, tiny_model, inference_check_concurrency=2,
+                              inference_check_concurrency_max_tokens=8, inference_check_max_p95_seconds=0.001)
+    run = run_playbook(work_tree_collections, "verify.yml", "local", variables)
+    assert run.returncode != 0 and run.recap["failed"] == 1, run.output[-3000:]
+    # the figures are reported before the run fails on them
+    p95 = re.search(r"concurrency through agent-gateway \(\S+\): 2 parallel requests, 0 failed: latency p50 "
+                    r"[\d.]+ s / p95 ([\d.]+) s", run.said)
+    assert p95, run.output[-3000:]
+    assert (f"Concurrency check failed for model {tiny_model.ref} through agent-gateway ({ollama.url}/): "
+            in run.said), run.output[-3000:]
+    assert f"latency p95 {p95.group(1)} s is above max_p95_seconds 0.001 s" in run.said
+
+
+def test_verify_refuses_a_negative_concurrency_bound_naming_it(work_tree_collections, ollama, tiny_model):
+    run = run_playbook(work_tree_collections, "verify.yml", "local",
+                       _gateway_vars(ollama, tiny_model, inference_check_max_ttft_p95_seconds=-1))
+    assert run.returncode != 0 and run.recap["failed"] == 1, run.output[-3000:]
+    assert "max_ttft_p95_seconds must not be negative (got -1.0)" in run.said
