@@ -28,6 +28,8 @@ def test_install_that_cannot_schedule_is_remediated_and_recovers(cluster, run_on
     assert failed.returncode != 0
     assert "cannot be scheduled" in failed.output, failed.output[-6000:]
     assert "Fix: no node can take the pod" in failed.output
+    # the runbook diagnosis ran on its own before the run failed
+    assert "RUNBOOK model pull stalls during pod startup" in failed.said
     release = cluster.get(*HELMRELEASE, name, name)
     assert release["status"]["installFailures"] == 4  # the first attempt and install.remediation.retries (3)
     assert condition(release, "Stalled").get("reason") == "RetriesExceeded"
@@ -52,6 +54,7 @@ def test_claim_with_a_missing_storage_class_is_named_and_replaced_once_fixed(clu
     assert f"claim {namespace}/ollama-models is Pending" in failed.output, failed.output[-6000:]
     assert 'storageclass.storage.k8s.io "no-such-class" not found' in failed.output
     assert "Fix: the claim cannot bind" in failed.output
+    assert "RUNBOOK PersistentVolumeClaim stuck in Pending" in failed.said
 
     # the runbook, judged on its own: the same cause, as a verdict
     diagnosed = run_on_cluster("diagnose.yml", {"diagnose_namespace": namespace, "diagnose_endpoints": []})
@@ -136,6 +139,7 @@ def test_oom_killed_while_loading_is_named_by_the_run_and_by_diagnose(run_on_clu
     assert failed.returncode != 0
     assert "was OOMKilled (restarts 3): the model does not fit the memory limit" in said, failed.output[-6000:]
     assert "Fix: raise ollama_flux_memory_limit" in said
+    assert "RUNBOOK OOMKilled during model loading" in said
 
     diagnosed = run_on_cluster("diagnose.yml", {"diagnose_namespace": name, "diagnose_flux_namespace": name,
                                                 "diagnose_release_name": name, "diagnose_pvc_name": f"{name}-models",
