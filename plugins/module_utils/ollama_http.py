@@ -7,13 +7,49 @@
 `open_url` builds a new TLS context, loading the whole CA bundle, for every request (~50 ms), even
 for plain HTTP; a module that makes a dozen requests would spend more time there than talking to
 the server. The context is built once, and only when an https URL is actually opened.
+
+Redirects of GET and HEAD are followed here, not by urllib: urllib's handler copies every header,
+Authorization included, to whatever host a redirect names, and keeps the TLS context of the first
+URL for all the hops.
 """
 
 from __future__ import annotations
 
 import ssl
+from urllib.error import HTTPError, URLError
+from urllib.parse import urljoin, urlsplit
 
 from ansible.module_utils.urls import Request, make_context
+
+REDIRECT_CODES = (301, 302, 303, 307, 308)
+MAX_REDIRECTS = 10
+# what a request to another origin may still carry: headers that describe the request, not who makes it
+# (any other header, Authorization or a gateway's own, may be a credential)
+CROSS_ORIGIN_HEADERS = frozenset(("accept", "accept-encoding", "range", "user-agent"))
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+class RedirectError(URLError):
+    """A redirect the client does not follow: too many of them, or to a URL that is not http(s)."""
+
+
+def origin(url):
+    """(scheme, host, port) of an absolute URL, the default port filled in; None when it has no valid one."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    try:
+        port = parts.port
+    except ValueError:
+        return None
+    if scheme not in _DEFAULT_PORTS or not parts.hostname:
+        return None
+    return scheme, parts.hostname.lower(), port or _DEFAULT_PORTS[scheme]
+
+
+def display_url(url):
+    """The URL without query string and fragment, for messages: a signed URL's query is a credential."""
+    parts = urlsplit(url)
+    return parts._replace(query="", fragment="").geturl()
 
 
 class HttpTransport:
@@ -32,16 +68,17 @@ class HttpTransport:
                 self._tls = make_context(cafile=self.ca_path, validate_certs=self.validate_certs)
             return self._tls
         if self._plain is None:
-            # never used for http; verifying and without CAs, so a redirect to https fails closed
+            # for http URLs, where urllib wants a context all the same; verifying and without CAs, so
+            # that a redirect urllib follows itself (follow_redirects other than 'safe') to https fails closed
             self._plain = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         return self._plain
 
-    def open(self, method, url, data=None, headers=None, timeout=30, follow_redirects="safe"):
+    def _open_once(self, method, url, data, headers, timeout, follow_redirects):
         return self._request.open(
             method,
             url,
             data=data,
-            headers=headers or {},
+            headers=headers,
             timeout=timeout,
             validate_certs=self.validate_certs,
             ca_path=self.ca_path,
@@ -49,6 +86,41 @@ class HttpTransport:
             force_basic_auth=False,
             use_netrc=False,
             context=self._context(url),
+        )
+
+    def open(self, method, url, data=None, headers=None, timeout=30, follow_redirects="safe", trace=None):
+        """Open url. With follow_redirects='safe', GET and HEAD follow up to MAX_REDIRECTS redirects, each
+        hop with the TLS context of its own scheme; a hop to another origin (scheme, host, port) drops the
+        headers that may be credentials, for that hop and all after it. Other modes are Ansible's.
+
+        `trace`, a list, gets each URL opened appended, so that the caller can name the one that failed.
+        """
+        headers = dict(headers or {})
+        if trace is None:
+            trace = []
+        trace.append(url)
+        if follow_redirects != "safe" or method.upper() not in ("GET", "HEAD"):
+            return self._open_once(method, url, data, headers, timeout, follow_redirects)
+        first = url
+        for _hop in range(MAX_REDIRECTS + 1):
+            try:
+                return self._open_once(method, url, data, headers, timeout, "none")
+            except HTTPError as err:
+                location = err.headers.get("Location") if err.code in REDIRECT_CODES else None
+                if not location:
+                    raise
+                err.close()  # the redirect's body is not read: free its connection
+            target = urljoin(url, location.strip())
+            if origin(target) is None:
+                raise RedirectError(
+                    f"{display_url(url)} redirected to {display_url(target)}, which is not an http(s) URL"
+                )
+            if origin(target) != origin(url):
+                headers = dict((k, v) for k, v in headers.items() if k.lower() in CROSS_ORIGIN_HEADERS)
+            url = target
+            trace.append(url)
+        raise RedirectError(
+            f"{display_url(first)} led to more than {MAX_REDIRECTS} redirects (the last to {display_url(url)})"
         )
 
 

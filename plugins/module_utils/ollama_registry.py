@@ -5,7 +5,10 @@
 """Registry v2 access as Ollama models use it: manifests and blobs of `registry.ollama.ai` or a mirror.
 
 Handles the bearer-token challenge, basic auth, plain HTTP (`insecure`) and blob GETs that
-redirect to another host (a CDN), which must not receive the registry's credentials.
+redirect to another host (a CDN). Credentials go only where they were meant for: the basic ones to the
+registry and to the token service its challenge names, never over plain HTTP unless `insecure` says so;
+the bearer token to the registry. A redirect to another origin takes neither along (HttpTransport), and
+a challenge from such a host is not answered.
 """
 
 from __future__ import annotations
@@ -16,12 +19,15 @@ import json
 import re
 import socket
 from urllib.error import HTTPError, URLError
-from urllib.parse import urlencode, urljoin
+from urllib.parse import urlencode
 
 from ansible.module_utils.urls import ConnectionError as UrlConnectionError
 
 from ansible_collections.aiplatform.ollama.plugins.module_utils.ollama_http import (
     HttpTransport,
+    RedirectError,
+    display_url,
+    origin,
     untrusted_certificate_fix,
 )
 
@@ -33,7 +39,11 @@ _CHALLENGE_PARAM = re.compile(r'(\w+)\s*=\s*(?:"([^"]*)"|([^\s,]*))')
 
 
 class RegistryError(Exception):
-    """`kind` is one of unreachable, not_found, auth, http, protocol, timeout."""
+    """`kind` is one of unreachable, not_found, auth, plain_http, http, protocol, timeout.
+
+    plain_http: the registry's token service is a plain-HTTP URL and the client, not told `insecure`,
+    kept the credentials to itself. Messages carry no query strings (see display_url) and no credentials.
+    """
 
     def __init__(self, msg, kind="http", status=None, url=None):
         super().__init__(msg)
@@ -123,6 +133,7 @@ class RegistryClient:
         headers=None,
     ):
         self.host = host
+        self.insecure = insecure
         self.base_url = "{}://{}".format("http" if insecure else "https", host)
         self.username = username
         self.password = password
@@ -152,30 +163,63 @@ class RegistryClient:
         raw = ("{}:{}".format(self.username or "", self.password or "")).encode("utf-8")
         return "Basic " + base64.b64encode(raw).decode("ascii")
 
-    def _raw(self, url, headers, method="GET", follow="safe"):
+    def _where(self, url):
+        """How a message names url: the registry, or the other host (token service, CDN) it stands for."""
+        if origin(url) == origin(self.base_url):
+            return f"registry {self.host} at {display_url(url)}"
+        return f"{display_url(url)} (for registry {self.host})"
+
+    def _raw(self, url, headers, method="GET", trace=None):
+        hops = [] if trace is None else trace
         try:
-            return self.http.open(method, url, headers=headers, timeout=self.timeout, follow_redirects=follow)
+            return self.http.open(method, url, headers=headers, timeout=self.timeout, trace=hops)
         except HTTPError:
             raise
-        except (socket.timeout, TimeoutError) as err:
+        except RedirectError as err:
             raise RegistryError(
-                f"registry {self.base_url} did not answer {url} within {self.timeout}s ({err})", kind="timeout", url=url
+                f"registry {self.host}: {err.reason}", kind="protocol", url=display_url(url)
+            ) from err
+        except (socket.timeout, TimeoutError) as err:
+            failed = hops[-1] if hops else url
+            raise RegistryError(
+                f"{self._where(failed)} did not answer within {self.timeout}s ({err})",
+                kind="timeout",
+                url=display_url(failed),
             ) from err
         except (URLError, UrlConnectionError, OSError) as err:
+            failed = hops[-1] if hops else url
             reason = getattr(err, "reason", None) or err
             fix = untrusted_certificate_fix(err)
             if fix:
                 hint = f" ({fix})"
+            elif origin(failed) == origin(self.base_url) and not self.insecure:
+                hint = " (a plain-HTTP registry needs insecure=true)"
             else:
-                hint = "" if self.base_url.startswith("http:") else " (a plain-HTTP registry needs insecure=true)"
+                hint = ""
             raise RegistryError(
-                f"cannot reach registry {self.host} at {url}: {reason}{hint}", kind="unreachable", url=url
+                f"cannot reach {self._where(failed)}: {reason}{hint}", kind="unreachable", url=display_url(failed)
             ) from err
 
     def _fetch_token(self, params, scope):
         realm = params.get("realm")
         if not realm:
             raise RegistryError(f"registry {self.host} asked for a bearer token without naming a realm", kind="auth")
+        realm_origin = origin(realm)
+        if realm_origin is None:
+            raise RegistryError(
+                f"registry {self.host} named {display_url(realm)!r} as its token service, which is not an http(s) URL",
+                kind="protocol",
+            )
+        if self.username and realm_origin[0] == "http" and not self.insecure:
+            # the registry is https, but its challenge would have the password sent in clear text
+            raise RegistryError(
+                f"registry {self.host} names a plain-HTTP token service, {display_url(realm)}: registry_password "
+                "was not sent there unencrypted. Have the registry name an https token service (its auth realm), "
+                "or set insecure: true where the password may travel in clear text (insecure also talks plain "
+                "HTTP to the registry itself)",
+                kind="plain_http",
+                url=display_url(realm),
+            )
         query = {"scope": params.get("scope") or scope}
         if params.get("service"):
             query["service"] = params["service"]
@@ -183,15 +227,20 @@ class RegistryClient:
         if self.username:
             headers["Authorization"] = self._basic()
         url = realm + ("&" if "?" in realm else "?") + urlencode(query)
+        hops = []
         try:
-            resp = self._raw(url, headers)
+            resp = self._raw(url, headers, trace=hops)
         except HTTPError as err:
+            moved = ""
+            if origin(hops[-1]) != origin(url):
+                moved = f", at {display_url(hops[-1])} where it redirected, which gets no credentials"
             raise RegistryError(
-                "token service {} refused {} access to {} (HTTP {}){}".format(
-                    realm,
+                "token service {} refused {} access to {} (HTTP {}{}){}".format(
+                    display_url(realm),
                     query["scope"],
                     self.host,
                     err.code,
+                    moved,
                     "" if self.username else ": set registry credentials if the model is private",
                 ),
                 kind="auth",
@@ -204,11 +253,12 @@ class RegistryClient:
             resp.close()
         token = data.get("token") or data.get("access_token")
         if not token:
-            raise RegistryError(f"token service {realm} answered without a token", kind="auth")
+            raise RegistryError(f"token service {display_url(realm)} answered without a token", kind="auth")
         return token
 
-    def open(self, path, accept=None, scope=None, method="GET", follow="safe", extra_headers=None):
-        """Open `path` on the registry, answering one auth challenge. Raises HTTPError for other statuses."""
+    def open(self, path, accept=None, scope=None, method="GET", extra_headers=None):
+        """Open `path` on the registry, answering one auth challenge of the registry itself. Raises HTTPError
+        for other statuses (its `url` is the hop that answered, after redirects)."""
         url = self.base_url + path
         headers = dict(self.headers)
         headers.update(extra_headers or {})
@@ -218,10 +268,23 @@ class RegistryClient:
         if token:
             headers["Authorization"] = "Bearer " + token
         try:
-            return self._raw(url, headers, method, follow)
+            return self._raw(url, headers, method)
         except HTTPError as err:
             if err.code != 401 or token:
                 raise
+            if origin(err.url) != origin(url):
+                # a host the registry redirected to wants credentials: the registry's are not for it
+                raise RegistryError(
+                    "registry {} redirected {} to {}, which asks for credentials of its own ({}): the registry's "
+                    "credentials are not sent to another host".format(
+                        self.host,
+                        path,
+                        display_url(err.url),
+                        err.headers.get("WWW-Authenticate") or "no challenge",
+                    ),
+                    status=401,
+                    url=display_url(err.url),
+                ) from err
             scheme, params = parse_challenge(err.headers.get("WWW-Authenticate"))
             if scheme == "bearer":
                 self._token[scope] = self._fetch_token(params, scope)
@@ -240,7 +303,7 @@ class RegistryClient:
                     status=401,
                     url=url,
                 ) from err
-            return self._raw(url, headers, method, follow)
+            return self._raw(url, headers, method)
 
     # -- API ----------------------------------------------------------------------------------
 
@@ -293,32 +356,26 @@ class RegistryClient:
         }
 
     def open_blob(self, repository, digest, offset=0):
-        """A streamed response for one blob, following a redirect to a blob host without credentials."""
+        """A streamed response for one blob. A redirect to a blob host (a CDN, an object store) takes the
+        range along but no registry credentials; one on the registry's own origin keeps them."""
         path = f"/v2/{repository}/blobs/{digest}"
         scope = f"repository:{repository}:pull"
         headers = {"Range": f"bytes={offset}-"} if offset else {}
         try:
-            return self.open(path, scope=scope, follow="none", extra_headers=headers)
+            return self.open(path, scope=scope, extra_headers=headers)
         except HTTPError as err:
-            if err.code not in (301, 302, 303, 307, 308):
+            if origin(err.url) == origin(self.base_url):
                 raise RegistryError(
                     f"registry {self.host} answered HTTP {err.code} for blob {digest} of "
                     f"{repository}{_error_detail(err)}",
                     kind="not_found" if err.code == 404 else "http",
                     status=err.code,
+                    url=display_url(err.url),
                 ) from err
-            location = err.headers.get("Location")
-            if not location:
-                raise RegistryError(
-                    f"registry {self.host} redirected blob {digest} without a Location", kind="protocol"
-                ) from err
-        location = urljoin(self.base_url + path, location)
-        try:
-            # the blob host (a CDN, object store) gets no registry credentials, only the range
-            return self._raw(location, headers, follow="safe")
-        except HTTPError as err:
             raise RegistryError(
-                "blob host {} answered HTTP {} for {}".format(location.split("?")[0], err.code, digest), status=err.code
+                f"blob host {display_url(err.url)} answered HTTP {err.code} for {digest}",
+                status=err.code,
+                url=display_url(err.url),
             ) from err
 
 

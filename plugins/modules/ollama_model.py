@@ -21,6 +21,7 @@ author:
   - AI Platform team (@aiplatform)
 extends_documentation_fragment:
   - aiplatform.ollama.ollama
+  - aiplatform.ollama.ollama_registry
 attributes:
   check_mode:
     support: full
@@ -60,10 +61,6 @@ options:
     description:
       - User for the registry lookup of O(state=latest) (basic auth, or to obtain a bearer token).
       - The pull itself is done by the server, which speaks only Ollama's own key-pair authentication.
-    type: str
-  registry_password:
-    description:
-      - Password or token for O(registry_username).
     type: str
   pull_timeout:
     description:

@@ -38,6 +38,8 @@ attributes:
     platforms: posix
     support: full
     description: Runs on the host whose filesystem holds the store; that host downloads the model.
+extends_documentation_fragment:
+  - aiplatform.ollama.ollama_registry
 options:
   name:
     description:
@@ -64,20 +66,6 @@ options:
     type: str
     choices: [present, absent]
     default: present
-  insecure:
-    description:
-      - Talk plain HTTP to the registry (Ollama's C(--insecure)). This does not disable TLS
-        verification; see O(validate_certs) and O(ca_path) for that.
-    type: bool
-    default: false
-  registry_username:
-    description:
-      - User for the registry (basic auth, or to obtain a bearer token from the registry's token service).
-    type: str
-  registry_password:
-    description:
-      - Password or token for O(registry_username).
-    type: str
   validate_certs:
     description:
       - Verify the TLS certificates of the registry and of the blob host it redirects to.
