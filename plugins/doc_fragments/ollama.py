@@ -33,10 +33,18 @@ options:
     type: path
   headers:
     description:
-      - Extra HTTP headers sent with every request, for example an C(Authorization) header a gateway in
-        front of Ollama requires.
+      - Extra HTTP headers sent with every request.
+      - Put a gateway's token in O(api_key), not here - headers are shown in results and verbose output.
     type: dict
     default: {}
+  api_key:
+    description:
+      - Token of a gateway in front of Ollama, sent as an C(Authorization) header, C(Bearer <api_key>),
+        with every request.
+      - Never shown in results, diffs, warnings or verbose output.
+      - If not set, the environment variable E(OLLAMA_API_KEY) is used.
+      - Mutually exclusive with an C(Authorization) entry in O(headers).
+    type: str
 notes:
   - The modules use Ansible's own URL handling and the Python standard library only; nothing needs
     installing on the managed host.
