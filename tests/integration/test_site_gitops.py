@@ -147,7 +147,9 @@ def test_scripts_are_literal_blocks(site_trees):
     (release,) = [d for d in yaml.safe_load_all(release_text) if d]
     (init,) = [c for c in release["spec"]["values"]["initContainers"] if c["name"] == "align-threads"]
     align = init["args"][-1]
-    assert align.count("\n") > 3 and "${OLLAMA_MODEL}" in align
+    # shell variables escaped for Flux ($$), the model itself a placeholder in the container's env
+    assert align.count("\n") > 3 and '"$${ALIGN_MODEL}"' in align
+    assert {"name": "ALIGN_MODEL", "value": "${OLLAMA_QUOTE}${OLLAMA_MODEL}${OLLAMA_QUOTE}"} in init["env"]
     assert _literal_block(release_text, align) in ("- |", "- |-")
     # Flux placeholders that are a whole value stay double-quoted, as the regex_replace made them
     assert 'version: "${OLLAMA_CHART_VERSION}"' in release_text

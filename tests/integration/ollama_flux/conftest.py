@@ -13,7 +13,9 @@ import yaml
 from tests.playbook import PlaybookRun, run_playbook
 
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
-PLACEHOLDER = re.compile(r"\$\{([A-Z0-9_]+)\}")
+# Flux's substitution: ${VAR} is replaced, $${VAR} is the escape that leaves a literal ${VAR}
+PLACEHOLDER = re.compile(r"(?<!\$)\$\{([A-Z0-9_]+)\}")
+ESCAPED = re.compile(r"\$\$(?=\{)")
 
 # The seed's configuration table (ollama-service-catalog.md), verbatim.
 SEED_TABLE = {
@@ -90,7 +92,8 @@ class GitopsTree:
         for doc in yaml.safe_load_all(text):
             if doc:
                 again = yaml.safe_dump(doc, width=float("inf"), sort_keys=False)
-                objects.append(yaml.safe_load(PLACEHOLDER.sub(lambda m: variables[m.group(1)], again)))
+                substituted = ESCAPED.sub("$", PLACEHOLDER.sub(lambda m: variables[m.group(1)], again))
+                objects.append(yaml.safe_load(substituted))
         return objects
 
     def app_objects(self) -> list[dict]:

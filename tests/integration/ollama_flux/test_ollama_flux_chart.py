@@ -76,8 +76,11 @@ def test_chart_renders_the_release(rendered, seed_table, environment, helm_bin, 
     # num_thread = whole CPUs of the limit, baked into the served model before the server starts
     (init,) = pod["initContainers"]
     script = init["args"][0]
-    assert f'"qwen2.5:72b" "{THREADS[environment]}"' in script
-    assert f'create "qwen2.5:72b-t{THREADS[environment]}"' in script
+    # the names come from the init container's environment; the script's text holds none
+    assert 'create "${ALIGN_SERVED_MODEL}"' in script and "qwen2.5" not in script
+    init_env = {item["name"]: item["value"] for item in init["env"]}
+    assert init_env["ALIGN_MODEL"] == "qwen2.5:72b" and init_env["ALIGN_NUM_THREAD"] == str(THREADS[environment])
+    assert init_env["ALIGN_SERVED_MODEL"] == f"qwen2.5:72b-t{THREADS[environment]}"
     assert init["resources"] == container["resources"]
     assert {"name": "ollama-data", "mountPath": "/root/.ollama"} in init["volumeMounts"]
 

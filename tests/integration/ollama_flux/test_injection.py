@@ -1,0 +1,81 @@
+"""Names and values cannot inject: every role checks model names with the modules' parser before it
+writes or applies anything, and the align-threads init container takes its names from its
+environment, so the script that runs in the pod is the same text whatever the model is."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+
+import pytest
+
+from tests.playbook import role_objects, run_playbook
+from tests.services.process import free_port
+
+HOSTILE = {
+    "command-substitution": "$(touch /tmp/pwned)",
+    "backticks": "`id`",
+    "double-quote": 'qwen2.5"; id; "',
+    "single-quote": "qwen2.5'",
+    "jinja": "{{ lookup('pipe', 'id') }}",
+    "flux-placeholder": "${OLLAMA_MODEL}",
+    "newline": "qwen2.5\nid",
+    "path-traversal": "../../../etc/passwd",
+}
+
+
+@pytest.mark.parametrize("name", list(HOSTILE.values()), ids=list(HOSTILE))
+def test_deploy_refuses_the_model_name_and_writes_nothing(run_deploy, tmp_path, name):
+    target = tmp_path / "repo"
+    run = run_deploy("dev", {"ollama_flux_mode": "gitops", "ollama_flux_gitops_dir": str(target),
+                             "ollama_flux_model": name})
+    assert run.returncode != 0
+    assert "ollama_flux_model: model name" in run.said, run.output[-3000:]
+    assert not target.exists()
+
+
+@pytest.mark.parametrize("name", list(HOSTILE.values()), ids=list(HOSTILE))
+def test_seed_refuses_the_model_name_before_seeding_anything(work_tree_collections, tmp_path, tiny_model, name):
+    store = tmp_path / "store"
+    # a good name first: it must not be seeded either, since the bad one is found before any download
+    run = run_playbook(work_tree_collections, "seed_models.yml", "local",
+                       {"model_cache_path": str(store), "model_cache_models": [tiny_model.ref, name],
+                        "model_cache_insecure": True})
+    assert run.returncode != 0
+    assert "model_cache_models: model name" in run.said, run.output[-3000:]
+    assert not store.exists()
+
+
+def test_align_threads_script_takes_names_from_its_environment(work_tree_collections, tmp_path, ollama, tiny_model):
+    """The init container's script and environment, as apply mode sends them, run against a real Ollama
+    store: it derives the served model, and the script text never contains a model name."""
+    data = role_objects(work_tree_collections, "ollama_flux", "dev",
+                        "{'init': __ollama_flux_init_containers, 'served': ollama_flux_served_model}", tmp_path,
+                        {"ollama_flux_model": tiny_model.ref})
+    (init,) = data["init"]
+    script = init["args"][-1]
+    assert tiny_model.ref not in script and data["served"] not in script
+    env = {item["name"]: item["value"] for item in init["env"]}
+    assert env["ALIGN_MODEL"] == tiny_model.ref and env["ALIGN_SERVED_MODEL"] == data["served"]
+
+    # the pod's store, with the seeded model, served by a short-lived server of the script's own
+    ollama.cli("pull", "--insecure", tiny_model.ref)
+    run_env = {**os.environ, **env, "OLLAMA_HOST": f"127.0.0.1:{free_port()}", "OLLAMA_MODELS": str(ollama.models_dir),
+               "HOME": str(tmp_path)}
+    local = script.replace("/bin/ollama", ollama.binary)
+    # its own session: `exec ollama create` leaves the script's background server behind, as in the pod
+    # (where the container's end stops it); here the whole group is stopped at the end
+    log = tmp_path / "align-threads.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen(["sh", "-c", local], env=run_env, stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+    try:
+        assert proc.wait(timeout=300) == 0, log.read_text()
+        listed = ollama.cli("list").stdout
+        assert data["served"] in listed, listed
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
