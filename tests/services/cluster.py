@@ -6,6 +6,17 @@ without a container runtime); source-controller, helm-controller and kustomize-c
 own. Claims bind to pre-made PersistentVolumes, and a local Helm repository (nginx) serves the real
 `ollama` chart 1.53.0. Everything listens on 127.0.0.1 and lives in one work directory.
 
+kwok runs `kubectl exec` commands on this host: an exec into any container of any pod (kubectl, the
+Kubernetes client's exec stream, kubernetes.core.k8s_exec) runs the command as a process of this
+machine, as the tests' user, with the tests' environment, in the work directory's `exec/`, and reports
+its stdout, stderr and exit code as a kubelet would. A probe pod's `curl http://127.0.0.1:PORT/...`
+thus reaches the services the tests run on loopback; NetworkPolicies do not apply to it. The mapping is
+kwok's ClusterExec CLUSTER_EXEC (in its --config); kwok 0.8.0 selects its pods by name and namespace
+only, so it covers every pod, whatever its labels. Every node's kubelet endpoint (InternalIP 127.0.0.1,
+port `Cluster.kubelet_port`) is _KubeletRelay, which passes the apiserver's calls on to kwok's server.
+Stdin never ends (kwok 0.8.0 does not close the command's stdin pipe when the client's stream ends), so
+an `exec -i` of a command that reads to EOF hangs; `kubectl logs` still answers "no logs found".
+
 All binaries are built by `make setup` (tools/build_cluster.sh) into the project cache.
 
 By hand, for debugging:  python -m tests.services.cluster up      (prints KUBECONFIG; Ctrl-C stops)
@@ -15,14 +26,19 @@ By hand, for debugging:  python -m tests.services.cluster up      (prints KUBECO
 from __future__ import annotations
 
 import argparse
+import base64
 import contextlib
 import json
 import os
+import re
 import signal
+import socket
+import socketserver
 import ssl
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -41,6 +57,8 @@ FLUX_NAMESPACE = "flux-system"
 # there unless a test uncordons it.
 FAILING_NODE = "kwok-failing-node"
 SERVICE_CIDR = "10.96.0.0/16"
+# kwok's ClusterExec (given in its --config): `kubectl exec` into any pod runs on this host
+CLUSTER_EXEC = "aiplatform-test-exec-local"
 
 # kwok Stage template lines, in Go template syntax ({{ }} is kwok's, not Python's).
 _NOW = "{{ $now | Quote }}"
@@ -115,6 +133,136 @@ state:
     reason: Completed
     startedAt: {_NOW}
     finishedAt: {_NOW}""")
+
+
+# ---- the nodes' kubelet API --------------------------------------------------------------------
+# kwok 0.8.0 loses the exit code of an exec'd command: it wraps os/exec's error, which cri-streaming's
+# ServeExec only recognises unwrapped, so a command exiting 3 reaches the client as an InternalError
+# status naming "exit status 3" (kubectl exits 1; kubernetes.core.k8s_exec, which reads the code from
+# the status' first cause, fails). _KubeletRelay sits between the apiserver and kwok's server and turns
+# that status back into the NonZeroExitCode one a kubelet sends; everything else passes unchanged.
+_LOST_EXIT_CODE = re.compile(r"error executing command in container: cmd wait: .*: exit status (\d+)(?:\n|$)")
+
+
+def _restore_exit_code(payload: bytes) -> bytes:
+    """The NonZeroExitCode status for kwok's InternalError status of a command that exited non-zero;
+    any other payload as it is."""
+    if not payload.startswith(b"{") or b"exit status" not in payload:
+        return payload
+    try:
+        status = json.loads(payload)
+    except ValueError:
+        return payload
+    match = _LOST_EXIT_CODE.search(status.get("message", "")) if status.get("reason") == "InternalError" else None
+    if not match:
+        return payload
+    code = match.group(1)
+    return json.dumps({"metadata": {}, "status": "Failure", "reason": "NonZeroExitCode",
+                       "message": f"command terminated with non-zero exit code: exit status {code}",
+                       "details": {"causes": [{"reason": "ExitCode", "message": code}]}}).encode()
+
+
+def _read_exact(reader, size: int) -> bytes:
+    data = reader.read(size)
+    if len(data) != size:
+        raise EOFError
+    return data
+
+
+def _relay_spdy(reader, send) -> None:
+    """SPDY/3.1 frames (what the apiserver speaks to kubelets): a data frame's 24-bit length follows
+    its payload; control frames (compressed headers) pass untouched."""
+    while True:
+        head = _read_exact(reader, 8)
+        payload = _read_exact(reader, int.from_bytes(head[5:8], "big"))
+        if not head[0] & 0x80:
+            payload = _restore_exit_code(payload)
+            head = head[:5] + len(payload).to_bytes(3, "big")
+        send(head + payload)
+
+
+def _relay_websocket(reader, send) -> None:
+    """Server-to-client WebSocket frames of the channel protocols (v4 clients are proxied as they
+    came): the error channel is 3, a leading byte in binary frames, a leading "3" and base64 in text
+    ones."""
+    while True:
+        head = _read_exact(reader, 2)
+        size = head[1] & 0x7F
+        if size >= 126:
+            size = int.from_bytes(_read_exact(reader, 2 if size == 126 else 8), "big")
+        payload = _read_exact(reader, size)  # a server's frames are never masked
+        opcode = head[0] & 0x0F
+        if opcode == 2 and payload[:1] == b"\x03":
+            payload = b"\x03" + _restore_exit_code(payload[1:])
+        elif opcode == 1 and payload[:1] == b"3":
+            restored = _restore_exit_code(base64.b64decode(payload[1:]))
+            payload = b"3" + base64.b64encode(restored)
+        size = len(payload)
+        length = (bytes([size]) if size < 126 else bytes([126]) + size.to_bytes(2, "big") if size < 65536
+                  else bytes([127]) + size.to_bytes(8, "big"))
+        send(bytes([head[0]]) + length + payload)
+
+
+class _KubeletRelayHandler(socketserver.BaseRequestHandler):
+    def handle(self) -> None:
+        server: _KubeletRelay = self.server  # type: ignore[assignment]
+        with contextlib.suppress(OSError, ValueError, EOFError), \
+                server.tls.wrap_socket(self.request, server_side=True) as client, \
+                socket.create_connection(server.upstream) as upstream:
+            def finish():
+                for sock in (client, upstream):
+                    with contextlib.suppress(OSError, ValueError):
+                        sock.shutdown(socket.SHUT_RDWR)
+
+            def pipe(reader, sock):
+                with contextlib.suppress(OSError, ValueError):
+                    while chunk := reader.read1(65536):
+                        sock.sendall(chunk)
+                finish()
+
+            from_client, from_kwok = client.makefile("rb"), upstream.makefile("rb")
+            request = _read_head(from_client)
+            upstream.sendall(request)
+            threading.Thread(target=pipe, args=(from_client, upstream), daemon=True).start()
+            # only exec/attach/port-forward upgrade, each on a connection of its own
+            if b"\nupgrade:" not in request.lower():
+                return pipe(from_kwok, client)
+            response = _read_head(from_kwok)
+            client.sendall(response)
+            switched = response.lower() if response.startswith(b"HTTP/1.1 101") else b""
+            try:
+                if b"\nupgrade: spdy/3.1" in switched:
+                    _relay_spdy(from_kwok, client.sendall)
+                elif b"\nupgrade: websocket" in switched:
+                    _relay_websocket(from_kwok, client.sendall)
+                else:
+                    pipe(from_kwok, client)
+            finally:
+                finish()
+
+
+def _read_head(reader) -> bytes:
+    """An HTTP request's or response's head, through its blank line."""
+    head = b""
+    while not head.endswith(b"\r\n\r\n"):
+        line = reader.readline(65536)
+        if not line:
+            raise EOFError
+        head += line
+    return head
+
+
+class _KubeletRelay(socketserver.ThreadingTCPServer):
+    """The kubelet endpoint of every node: TLS with the kubelet certificate, then kwok's server in
+    plain HTTP (kwok's listener serves both)."""
+
+    daemon_threads = True
+
+    def __init__(self, port: int, upstream_port: int, cert: Path, key: Path):
+        super().__init__(("127.0.0.1", port), _KubeletRelayHandler)
+        self.upstream = ("127.0.0.1", upstream_port)
+        self.tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.tls.load_cert_chain(cert, key)
 
 
 def cache_dir() -> Path:
@@ -201,6 +349,8 @@ class Cluster:
         self.persistent_volumes = persistent_volumes
         self.pki = workdir / "pki"
         self.kubeconfig = workdir / "kubeconfig"
+        self.exec_dir = workdir / "exec"
+        self.kubelet_port = 0
         self.token = os.urandom(16).hex()
         self.api_port = free_port()
         self.api_url = f"https://127.0.0.1:{self.api_port}"
@@ -289,6 +439,14 @@ class Cluster:
               "-out", p / "apiserver.crt"])
         _run(["openssl", "genrsa", "-out", p / "sa.key", "2048"])
         _run(["openssl", "rsa", "-in", p / "sa.key", "-pubout", "-out", p / "sa.pub"])
+        # the nodes' kubelet endpoint (_KubeletRelay) serves this; the apiserver checks it against the
+        # cluster CA. An EC key, because generating an RSA one costs a noticeable share of startup.
+        (p / "kubelet.cnf").write_text("[req]\ndistinguished_name=dn\n[dn]\n[ext]\nsubjectAltName=IP:127.0.0.1\n"
+                                       "extendedKeyUsage=serverAuth\n")
+        _run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+              "-subj", "/CN=kwok-kubelet", "-CA", p / "ca.crt", "-CAkey", p / "ca.key", "-days", "2",
+              "-config", p / "kubelet.cnf", "-extensions", "ext", "-keyout", p / "kubelet.key",
+              "-out", p / "kubelet.crt"])
         (p / "tokens.csv").write_text(f'{self.token},admin,admin-uid,"system:masters"\n')
 
     def _start_etcd(self) -> None:
@@ -313,7 +471,10 @@ class Cluster:
             f"--service-account-signing-key-file={p / 'sa.key'}",
             "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
             f"--service-cluster-ip-range={SERVICE_CIDR}", "--authorization-mode=RBAC",
-            "--allow-privileged=true", "--profiling=false", "-v=1"])
+            "--allow-privileged=true", "--profiling=false",
+            # kubelet calls (exec, logs) go to kwok's server: the node's InternalIP and kubelet port
+            f"--kubelet-certificate-authority={p / 'ca.crt'}", "--kubelet-preferred-address-types=InternalIP",
+            "-v=1"])
         self._wait("kube-apiserver /readyz", lambda: self._health(self.api_url + "/readyz", self.token), proc,
                    timeout=90)
 
@@ -342,24 +503,41 @@ class Cluster:
             "--leader-elect=false", "-v=1"])
 
     def _start_kwok(self) -> None:
-        stages = self.workdir / "kwok-stages.yaml"
-        stages.write_text(yaml.safe_dump_all(_kwok_stages()))
+        config = self.workdir / "kwok.yaml"
+        config.write_text(yaml.safe_dump_all([*_kwok_stages(), self._cluster_exec()]))
+        self.exec_dir.mkdir(exist_ok=True)
+        # One kwok process serves the kubelet API of every node: each node's InternalIP is --node-ip
+        # and its kubelet port --node-port, where _KubeletRelay listens and passes on to kwok's server.
+        self.kubelet_port, kwok_port = free_port(), free_port()
+        relay = _KubeletRelay(self.kubelet_port, kwok_port, self.pki / "kubelet.crt", self.pki / "kubelet.key")
+        threading.Thread(target=relay.serve_forever, name="kubelet-relay", daemon=True).start()
+        self._stack.callback(relay.server_close)
+        self._stack.callback(relay.shutdown)
         proc = self._spawn("kwok", [
-            bin_dir() / "kwok", f"--kubeconfig={self.kubeconfig}", f"--config={stages}",
-            "--manage-all-nodes=true", f"--server-address=127.0.0.1:{free_port()}",
-            "--cidr=10.0.0.1/24", "--node-ip=10.0.0.1"])
+            bin_dir() / "kwok", f"--kubeconfig={self.kubeconfig}", f"--config={config}",
+            "--manage-all-nodes=true", f"--server-address=127.0.0.1:{kwok_port}",
+            "--node-ip=127.0.0.1", f"--node-port={self.kubelet_port}", "--cidr=10.0.0.1/24"])
         self.apply(*(node.manifest() for node in self.nodes))
 
         def nodes_ready():
             ready = 0
             for node in self.get("v1", "Node")["items"]:
-                conditions = node.get("status", {}).get("conditions", [])
-                ready += any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
+                status = node.get("status", {})
+                port = status.get("daemonEndpoints", {}).get("kubeletEndpoint", {}).get("Port")
+                ready += port == self.kubelet_port and any(
+                    c["type"] == "Ready" and c["status"] == "True" for c in status.get("conditions", []))
             return ready == len(self.nodes)
 
         self._wait("kwok nodes Ready", nodes_ready, proc, timeout=60)
+        self._wait("kwok kubelet API", lambda: self._health(f"https://127.0.0.1:{self.kubelet_port}/healthz"), proc)
         # claims without a storage class bind to these; a claim naming a missing class stays Pending
         self.apply(*(self._persistent_volume(i) for i in range(self.persistent_volumes)))
+
+    def _cluster_exec(self) -> dict:
+        """kwok runs what `kubectl exec` asks of any container of any pod as a command on this host,
+        in exec_dir: kwok 0.8.0 selects pods by name and namespace only, so this covers them all."""
+        return {"apiVersion": "kwok.x-k8s.io/v1alpha1", "kind": "ClusterExec", "metadata": {"name": CLUSTER_EXEC},
+                "spec": {"execs": [{"local": {"workDir": str(self.exec_dir)}}]}}
 
     def _persistent_volume(self, index: int) -> dict:
         return {
@@ -480,6 +658,12 @@ class Cluster:
         with contextlib.suppress(ServiceError):
             self.request("DELETE", self._path(api_version, kind, namespace, name)
                          + "?propagationPolicy=Background")
+
+    def exec(self, namespace: str, pod: str, command: list) -> str:
+        """`kubectl exec` into the pod's first container: the command's stdout. A non-zero exit raises
+        subprocess.CalledProcessError carrying the command's exit code, stdout and stderr."""
+        return _run([bin_dir() / "kubectl", f"--kubeconfig={self.kubeconfig}", "exec", "-n", namespace, pod,
+                     "--", *command]).stdout
 
     def cordon(self, node: str, unschedulable: bool = True) -> None:
         self.request("PATCH", f"/api/v1/nodes/{node}", {"spec": {"unschedulable": unschedulable}},
