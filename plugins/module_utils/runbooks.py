@@ -146,7 +146,9 @@ def _model(probes: list, pods: list, names: dict) -> dict:
 def _probe_line(probe: dict) -> str:
     passed = probe.get("passed") or []
     outcome = "healthy" if probe.get("healthy") else f"failed at {probe.get('failed_level')}: {probe.get('reason', '')}"
-    return f"probe {probe.get('name')} {probe.get('url', '')}: passed {', '.join(passed) or 'nothing'}; {outcome}"
+    via = f" from {probe['via']}" if probe.get("via") else ""
+    return (f"probe {probe.get('name')} {probe.get('url', '')}{via}: passed {', '.join(passed) or 'nothing'}; "
+            f"{outcome}")
 
 
 def verdicts(release=None, pods=None, claim=None, classes=None, events=None, endpoints=None, probes=None,

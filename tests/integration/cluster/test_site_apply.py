@@ -149,13 +149,15 @@ def _gateway(tmp_path, upstream_port: int):
 
 
 @pytest.mark.parametrize("upstream", ["dead", "hanging"])
-def test_diagnose_blames_the_gateway_when_ollama_answers_directly(run_on_cluster, ollama, tmp_path, upstream):
+def test_diagnose_blames_the_gateway_when_ollama_answers_directly(cluster, run_on_cluster, ollama, tmp_path, upstream):
     with contextlib.ExitStack() as stack:
         port = stack.enter_context(_silent_upstream()) if upstream == "hanging" else free_port()
-        gateway = stack.enter_context(_gateway(tmp_path, port))
-        # a token on the gateway's endpoint, as kagent's route would need: it stays out of verbose output
-        endpoints = [{"name": "direct", "url": ollama.url},
-                     {"name": "agent-gateway", "url": gateway, "api_key": "diagnose-token"}]
+        gateway = {"name": "agent-gateway", "url": stack.enter_context(_gateway(tmp_path, port))}
+        if upstream == "hanging":
+            # a token on the gateway's endpoint, as kagent's route may need: that probe runs from the
+            # controller (a token has no place on a pod's command line) and stays out of verbose output
+            gateway["api_key"] = "diagnose-token"
+        endpoints = [{"name": "direct", "url": ollama.url}, gateway]
         run = run_on_cluster("diagnose.yml", {**RAISED, "diagnose_endpoints": endpoints, "diagnose_probe_timeout": 10},
                              "-v")
 
@@ -166,6 +168,13 @@ def test_diagnose_blames_the_gateway_when_ollama_answers_directly(run_on_cluster
            "directly but not through the gateway" in said, run.output[-3000:]
     assert ("502" if upstream == "dead" else "504") in said
     assert "Fix: check the NetworkPolicy admits the gateway's namespace" in said
+    # the direct probe ran in a pod carrying the NetworkPolicy's labels (kwok runs its exec here), and
+    # the pod is gone again
+    assert f"evidence: probe direct {ollama.url} from pod ollama-diagnose-probe-" in said
+    if upstream == "dead":
+        assert f"evidence: probe agent-gateway {gateway['url']} from pod ollama-diagnose-probe-" in said
+    assert not [pod for pod in cluster.get("v1", "Pod", namespace=NAMESPACE)["items"]
+                if "diagnose-probe" in pod["metadata"]["name"] and not pod["metadata"].get("deletionTimestamp")]
 
 
 def test_verify_diagnoses_a_failing_gateway_before_it_fails(run_on_cluster, ollama, tmp_path):
