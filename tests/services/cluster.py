@@ -13,7 +13,7 @@ its stdout, stderr and exit code as a kubelet would. A probe pod's `curl http://
 thus reaches the services the tests run on loopback; NetworkPolicies do not apply to it. The mapping is
 kwok's ClusterExec CLUSTER_EXEC (in its --config); kwok 0.8.0 selects its pods by name and namespace
 only, so it covers every pod, whatever its labels. Every node's kubelet endpoint (InternalIP 127.0.0.1,
-port `Cluster.kubelet_port`) is _KubeletRelay, which passes the apiserver's calls on to kwok's server.
+port `Cluster.kubelet_port`) is KubeletRelay, which passes the apiserver's calls on to kwok's server.
 Stdin never ends (kwok 0.8.0 does not close the command's stdin pipe when the client's stream ends), so
 an `exec -i` of a command that reads to EOF hangs; `kubectl logs` still answers "no logs found".
 
@@ -26,14 +26,10 @@ By hand, for debugging:  python -m tests.services.cluster up      (prints KUBECO
 from __future__ import annotations
 
 import argparse
-import base64
 import contextlib
 import json
 import os
-import re
 import signal
-import socket
-import socketserver
 import ssl
 import subprocess
 import sys
@@ -47,6 +43,7 @@ from pathlib import Path
 
 import yaml
 
+from .kubelet_relay import KubeletRelay
 from .nginx import nginx
 from .process import ManagedProcess, ServiceError, free_port
 
@@ -133,136 +130,6 @@ state:
     reason: Completed
     startedAt: {_NOW}
     finishedAt: {_NOW}""")
-
-
-# ---- the nodes' kubelet API --------------------------------------------------------------------
-# kwok 0.8.0 loses the exit code of an exec'd command: it wraps os/exec's error, which cri-streaming's
-# ServeExec only recognises unwrapped, so a command exiting 3 reaches the client as an InternalError
-# status naming "exit status 3" (kubectl exits 1; kubernetes.core.k8s_exec, which reads the code from
-# the status' first cause, fails). _KubeletRelay sits between the apiserver and kwok's server and turns
-# that status back into the NonZeroExitCode one a kubelet sends; everything else passes unchanged.
-_LOST_EXIT_CODE = re.compile(r"error executing command in container: cmd wait: .*: exit status (\d+)(?:\n|$)")
-
-
-def _restore_exit_code(payload: bytes) -> bytes:
-    """The NonZeroExitCode status for kwok's InternalError status of a command that exited non-zero;
-    any other payload as it is."""
-    if not payload.startswith(b"{") or b"exit status" not in payload:
-        return payload
-    try:
-        status = json.loads(payload)
-    except ValueError:
-        return payload
-    match = _LOST_EXIT_CODE.search(status.get("message", "")) if status.get("reason") == "InternalError" else None
-    if not match:
-        return payload
-    code = match.group(1)
-    return json.dumps({"metadata": {}, "status": "Failure", "reason": "NonZeroExitCode",
-                       "message": f"command terminated with non-zero exit code: exit status {code}",
-                       "details": {"causes": [{"reason": "ExitCode", "message": code}]}}).encode()
-
-
-def _read_exact(reader, size: int) -> bytes:
-    data = reader.read(size)
-    if len(data) != size:
-        raise EOFError
-    return data
-
-
-def _relay_spdy(reader, send) -> None:
-    """SPDY/3.1 frames (what the apiserver speaks to kubelets): a data frame's 24-bit length follows
-    its payload; control frames (compressed headers) pass untouched."""
-    while True:
-        head = _read_exact(reader, 8)
-        payload = _read_exact(reader, int.from_bytes(head[5:8], "big"))
-        if not head[0] & 0x80:
-            payload = _restore_exit_code(payload)
-            head = head[:5] + len(payload).to_bytes(3, "big")
-        send(head + payload)
-
-
-def _relay_websocket(reader, send) -> None:
-    """Server-to-client WebSocket frames of the channel protocols (v4 clients are proxied as they
-    came): the error channel is 3, a leading byte in binary frames, a leading "3" and base64 in text
-    ones."""
-    while True:
-        head = _read_exact(reader, 2)
-        size = head[1] & 0x7F
-        if size >= 126:
-            size = int.from_bytes(_read_exact(reader, 2 if size == 126 else 8), "big")
-        payload = _read_exact(reader, size)  # a server's frames are never masked
-        opcode = head[0] & 0x0F
-        if opcode == 2 and payload[:1] == b"\x03":
-            payload = b"\x03" + _restore_exit_code(payload[1:])
-        elif opcode == 1 and payload[:1] == b"3":
-            restored = _restore_exit_code(base64.b64decode(payload[1:]))
-            payload = b"3" + base64.b64encode(restored)
-        size = len(payload)
-        length = (bytes([size]) if size < 126 else bytes([126]) + size.to_bytes(2, "big") if size < 65536
-                  else bytes([127]) + size.to_bytes(8, "big"))
-        send(bytes([head[0]]) + length + payload)
-
-
-class _KubeletRelayHandler(socketserver.BaseRequestHandler):
-    def handle(self) -> None:
-        server: _KubeletRelay = self.server  # type: ignore[assignment]
-        with contextlib.suppress(OSError, ValueError, EOFError), \
-                server.tls.wrap_socket(self.request, server_side=True) as client, \
-                socket.create_connection(server.upstream) as upstream:
-            def finish():
-                for sock in (client, upstream):
-                    with contextlib.suppress(OSError, ValueError):
-                        sock.shutdown(socket.SHUT_RDWR)
-
-            def pipe(reader, sock):
-                with contextlib.suppress(OSError, ValueError):
-                    while chunk := reader.read1(65536):
-                        sock.sendall(chunk)
-                finish()
-
-            from_client, from_kwok = client.makefile("rb"), upstream.makefile("rb")
-            request = _read_head(from_client)
-            upstream.sendall(request)
-            threading.Thread(target=pipe, args=(from_client, upstream), daemon=True).start()
-            # only exec/attach/port-forward upgrade, each on a connection of its own
-            if b"\nupgrade:" not in request.lower():
-                return pipe(from_kwok, client)
-            response = _read_head(from_kwok)
-            client.sendall(response)
-            switched = response.lower() if response.startswith(b"HTTP/1.1 101") else b""
-            try:
-                if b"\nupgrade: spdy/3.1" in switched:
-                    _relay_spdy(from_kwok, client.sendall)
-                elif b"\nupgrade: websocket" in switched:
-                    _relay_websocket(from_kwok, client.sendall)
-                else:
-                    pipe(from_kwok, client)
-            finally:
-                finish()
-
-
-def _read_head(reader) -> bytes:
-    """An HTTP request's or response's head, through its blank line."""
-    head = b""
-    while not head.endswith(b"\r\n\r\n"):
-        line = reader.readline(65536)
-        if not line:
-            raise EOFError
-        head += line
-    return head
-
-
-class _KubeletRelay(socketserver.ThreadingTCPServer):
-    """The kubelet endpoint of every node: TLS with the kubelet certificate, then kwok's server in
-    plain HTTP (kwok's listener serves both)."""
-
-    daemon_threads = True
-
-    def __init__(self, port: int, upstream_port: int, cert: Path, key: Path):
-        super().__init__(("127.0.0.1", port), _KubeletRelayHandler)
-        self.upstream = ("127.0.0.1", upstream_port)
-        self.tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        self.tls.load_cert_chain(cert, key)
 
 
 def cache_dir() -> Path:
@@ -439,7 +306,7 @@ class Cluster:
               "-out", p / "apiserver.crt"])
         _run(["openssl", "genrsa", "-out", p / "sa.key", "2048"])
         _run(["openssl", "rsa", "-in", p / "sa.key", "-pubout", "-out", p / "sa.pub"])
-        # the nodes' kubelet endpoint (_KubeletRelay) serves this; the apiserver checks it against the
+        # the nodes' kubelet endpoint (KubeletRelay) serves this; the apiserver checks it against the
         # cluster CA. An EC key, because generating an RSA one costs a noticeable share of startup.
         (p / "kubelet.cnf").write_text("[req]\ndistinguished_name=dn\n[dn]\n[ext]\nsubjectAltName=IP:127.0.0.1\n"
                                        "extendedKeyUsage=serverAuth\n")
@@ -507,9 +374,9 @@ class Cluster:
         config.write_text(yaml.safe_dump_all([*_kwok_stages(), self._cluster_exec()]))
         self.exec_dir.mkdir(exist_ok=True)
         # One kwok process serves the kubelet API of every node: each node's InternalIP is --node-ip
-        # and its kubelet port --node-port, where _KubeletRelay listens and passes on to kwok's server.
+        # and its kubelet port --node-port, where KubeletRelay listens and passes on to kwok's server.
         self.kubelet_port, kwok_port = free_port(), free_port()
-        relay = _KubeletRelay(self.kubelet_port, kwok_port, self.pki / "kubelet.crt", self.pki / "kubelet.key")
+        relay = KubeletRelay(self.kubelet_port, kwok_port, self.pki / "kubelet.crt", self.pki / "kubelet.key")
         threading.Thread(target=relay.serve_forever, name="kubelet-relay", daemon=True).start()
         self._stack.callback(relay.server_close)
         self._stack.callback(relay.shutdown)
