@@ -3,8 +3,10 @@ running a child process while sampling its peak RSS."""
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -17,6 +19,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 if str(PROJECT_ROOT) not in sys.path:
     sys.path.insert(0, str(PROJECT_ROOT))
 
+from tests.services import process  # noqa: E402
 from tests.services.ollama import OllamaServer  # noqa: E402
 
 
@@ -35,6 +38,29 @@ def collection_path(base: Path) -> Path:
     link.parent.mkdir(parents=True, exist_ok=True)
     link.symlink_to(PROJECT_ROOT, target_is_directory=True)
     return base
+
+
+_IMPORT_ROOT: list[str] = []
+
+
+def import_work_tree() -> None:
+    """Make `ansible_collections.aiplatform.ollama` importable in this process as the work tree, for a
+    benchmark that calls module_utils directly. Once per process; the link goes when the process exits."""
+    if not _IMPORT_ROOT:
+        root = tempfile.mkdtemp(prefix="aiplatform-ollama-bench-import-")
+        atexit.register(shutil.rmtree, root, True)
+        _IMPORT_ROOT.append(str(collection_path(Path(root))))
+        sys.path.insert(0, _IMPORT_ROOT[0])
+
+
+def stopped_since(count: int) -> None:
+    """Raise if a service process started after the first `count` ones (tests.services.process.STARTED)
+    still runs, or a child of it: a benchmark must stop everything it starts."""
+    survivors = [p for p in process.STARTED[count:] if p.group_alive()]
+    for proc in survivors:
+        proc.stop()
+    if survivors:
+        raise RuntimeError(f"processes left running (now stopped): {', '.join(p.name for p in survivors)}")
 
 
 def delete_model(server: OllamaServer, ref: str) -> None:

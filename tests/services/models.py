@@ -27,11 +27,26 @@ def _vocab() -> tuple[list[str], list[float], list[int]]:
     return tokens, scores, [int(t) for t in types]
 
 
+def add_llama_vocab(writer) -> int:
+    """The llama tokenizer metadata every generated model carries (byte tokens included, which
+    llama.cpp's tokenizer needs); returns the vocabulary size."""
+    tokens, scores, types = _vocab()
+    writer.add_vocab_size(len(tokens))
+    writer.add_tokenizer_model("llama")
+    writer.add_token_list(tokens)
+    writer.add_token_scores(scores)
+    writer.add_token_types(types)
+    writer.add_bos_token_id(1)
+    writer.add_eos_token_id(2)
+    writer.add_unk_token_id(0)
+    writer.add_add_bos_token(True)
+    return len(tokens)
+
+
 def make_gguf(path: Path, seed: int = 0, size_mb: int = 0, n_layer: int = 2) -> Path:
     """Write a llama GGUF to path. size_mb=0 gives the tiny test model (~1 MB); a larger value adds
     layers of wider feed-forward blocks until the file is at least that many MiB."""
-    tokens, scores, types = _vocab()
-    n_vocab = len(tokens)
+    n_vocab = len(_vocab()[0])
     n_embd, n_head, n_ff = (64, 4, 128) if not size_mb else (1024, 8, 4096)
     dtype = np.float32 if not size_mb else np.float16
     if size_mb:
@@ -57,15 +72,7 @@ def make_gguf(path: Path, seed: int = 0, size_mb: int = 0, n_layer: int = 2) -> 
     writer.add_rope_freq_base(10000.0)
     writer.add_layer_norm_rms_eps(1e-5)
     writer.add_file_type(gguf.LlamaFileType.ALL_F32 if dtype is np.float32 else gguf.LlamaFileType.MOSTLY_F16)
-    writer.add_vocab_size(n_vocab)
-    writer.add_tokenizer_model("llama")
-    writer.add_token_list(tokens)
-    writer.add_token_scores(scores)
-    writer.add_token_types(types)
-    writer.add_bos_token_id(1)
-    writer.add_eos_token_id(2)
-    writer.add_unk_token_id(0)
-    writer.add_add_bos_token(True)
+    add_llama_vocab(writer)
 
     writer.add_tensor("token_embd.weight", weights(n_vocab, n_embd))
     for i in range(n_layer):

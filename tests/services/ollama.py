@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -58,6 +59,20 @@ class OllamaServer:
         if self._proc:
             self._proc.stop()
 
+    def runner_memory(self, blob_digest: str) -> tuple[dict, dict]:
+        """/proc status (VmRSS, VmHWM in bytes, PPid) of the runner serving this blob from this server's
+        store, and of the server that started it: what a loaded model really costs in memory."""
+        blob = str(self.models_dir / "blobs" / blob_digest.replace(":", "-"))
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if b"runner" in argv and blob.encode() in argv:
+                runner = _proc_status(pid)
+                return runner, _proc_status(runner["PPid"])
+        raise RuntimeError(f"no runner process for {blob}")
+
     def log_tail(self, lines: int = 60) -> str:
         return self._proc.log_tail(lines) if self._proc else ""
 
@@ -72,3 +87,10 @@ class OllamaServer:
         """Run the ollama CLI against this server."""
         return subprocess.run([self.binary, *args], env={**os.environ, **self.env}, check=check,
                               capture_output=True, text=True, timeout=timeout)
+
+
+def _proc_status(pid: str) -> dict:
+    """Resident memory now (VmRSS) and at its peak (VmHWM) in bytes, and the parent's pid."""
+    text = Path(f"/proc/{pid}/status").read_text()
+    found = dict(re.findall(r"^(VmRSS|VmHWM|PPid):\s+(\d+)", text, re.M))
+    return {"VmRSS": int(found["VmRSS"]) * 1024, "VmHWM": int(found["VmHWM"]) * 1024, "PPid": found["PPid"]}

@@ -283,25 +283,8 @@ def test_store_pulled_by_ollama_gives_the_same_answer(module_runner, server, pro
     assert from_store["size"] == tags[ref]["size"]
 
 
-def _status(pid: str) -> dict:
-    """Resident memory now (VmRSS) and at its peak (VmHWM) in bytes, and the parent's pid."""
-    text = Path(f"/proc/{pid}/status").read_text()
-    found = dict(re.findall(r"^(VmRSS|VmHWM|PPid):\s+(\d+)", text, re.M))
-    return {"VmRSS": int(found["VmRSS"]) * 1024, "VmHWM": int(found["VmHWM"]) * 1024, "PPid": found["PPid"]}
 
 
-def runner_and_server(server, blob_digest: str) -> tuple[dict, dict]:
-    """/proc status of the runner that serves this blob from this server's store, and of the server."""
-    blob = str(server.models_dir / "blobs" / blob_digest.replace(":", "-"))
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if b"runner" in argv and blob.encode() in argv:
-            runner = _status(pid)
-            return runner, _status(runner["PPid"])
-    raise AssertionError(f"no runner process for {blob}")
 
 
 def buffer_sizes(log: str) -> dict:
@@ -328,7 +311,7 @@ def test_predicted_memory_against_the_loaded_model(module_runner, server, models
     try:
         loaded = {m["name"]: m for m in api(server, "/api/ps")["models"]}[ref]
         assert loaded["context_length"] == num_ctx and loaded["size_vram"] == 0
-        runner, serve = runner_and_server(server, info["model_digest"])
+        runner, serve = server.runner_memory(info["model_digest"])
         buffers = buffer_sizes((server.workdir / "ollama.log").read_text())
     finally:
         api(server, "/api/generate", {"model": ref, "keep_alive": 0})
