@@ -188,8 +188,9 @@ def isa_failure(profile, required):
     found = " ".join(profile["simd_flags"]) or "none"
     return (
         "CPU {!r} lacks {}, which Ollama's CPU backend needs for usable decode speed; "
-        "SIMD flags found: {}. Use a node with AVX2 (x86-64-v3), or set "
-        "node_tuning_isa_policy: warn to tune it anyway.".format(profile["cpu_model"], ", ".join(missing), found)
+        "SIMD flags found: {}. Use a node with AVX2 (x86-64-v3), or set isa_policy: warn "
+        "(node_tuning_isa_policy: warn in the node_tuning role) to go on anyway.".format(
+            profile["cpu_model"], ", ".join(missing), found)
     )
 
 
