@@ -1,0 +1,233 @@
+#!/usr/bin/python
+# Copyright (c) aiplatform.ollama contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: ollama_bundle
+short_description: Carry Ollama models into an air-gapped site as one bundle file
+version_added: 1.2.0
+description:
+  - Exports models from an Ollama model store directory (what C(OLLAMA_MODELS) points at) into ONE
+    uncompressed tar file, imports such a bundle into a store directory, or pushes it into a private
+    registry (the mirror a seed Job or C(ollama pull) then pulls from). No Ollama server and no
+    registry access of the source site is needed.
+  - The bundle holds the store's own layout, C(manifests/<registry>/<namespace>/<model>/<tag>) and
+    C(blobs/sha256-<hex>), plus an C(index.json) (format version, each model with the digest and
+    size of its manifest and of every blob). It is written under a temporary name and renamed only
+    when complete.
+  - Importing and pushing trust nothing in the file. Every member must be a regular file (or a
+    directory) with a relative name without C(..), named in the index with the size the index gives;
+    symbolic links, hard links, devices, absolute paths and unexpected members make the task fail
+    before anything is written. Every blob is checked against its sha256 while it streams into a
+    temporary C(-partial) file; the blobs are renamed into place only once all of them matched, and
+    the manifests are written last. A failure removes everything the import created.
+  - All three states are idempotent. A bundle already holding exactly these models is not rewritten;
+    blobs the store (or the registry's repository) already holds are skipped, and a manifest that is
+    already there byte for byte is left alone.
+author:
+  - AI Platform team (@aiplatform)
+attributes:
+  check_mode:
+    support: full
+    description:
+      - Reports the models, blobs and bytes that would be written. Importing and pushing still read
+        and verify every blob that would be written, so check mode also proves the bundle intact.
+  diff_mode:
+    support: none
+    description: The results list what was written; there is no diff.
+  platform:
+    platforms: posix
+    support: full
+    description: Runs on the host that holds the bundle file (and the store); that host talks to the registry.
+extends_documentation_fragment:
+  - aiplatform.ollama.ollama_registry
+options:
+  state:
+    description:
+      - V(exported) writes the bundle O(path) holding O(models) from the store O(store).
+      - V(imported) makes the store O(store) hold every model of the bundle O(path).
+      - V(pushed) makes the registry O(registry) hold every model of the bundle O(path), each as
+        C(<registry>/<namespace>/<model>:<tag>) (the namespace, model and tag the bundle has).
+    type: str
+    choices: [exported, imported, pushed]
+    required: true
+  path:
+    description:
+      - The bundle file. Its directory must exist for V(exported).
+      - V(exported) never replaces a file at O(path) that is not a valid model bundle.
+    type: path
+    required: true
+  store:
+    description:
+      - The model store directory, the value C(OLLAMA_MODELS) has for the server that uses it.
+      - Required with O(state=exported) and O(state=imported); created when missing on import.
+      - Never import into a store a running Ollama server owns unless it runs with C(OLLAMA_NOPRUNE=1),
+        since its start-up prune removes the blobs of a model whose manifest is not written yet.
+    type: path
+  models:
+    description:
+      - The models to export, as C(ollama pull) names them (V(qwen2.5:72b) is
+        V(registry.ollama.ai/library/qwen2.5:72b)). Each must be complete in O(store).
+      - Required with O(state=exported).
+    type: list
+    elements: str
+  registry:
+    description:
+      - The registry to push to, C(host) or C(host:port) (V(registry.internal:5000)).
+      - Required with O(state=pushed).
+    type: str
+  validate_certs:
+    description:
+      - Verify the registry's TLS certificate.
+    type: bool
+    default: true
+  ca_path:
+    description:
+      - PEM file of the CA certificates that signed the registry's certificate.
+    type: path
+  timeout:
+    description:
+      - Seconds to wait for the registry to accept a connection and for each read or write.
+    type: float
+    default: 60
+seealso:
+  - module: aiplatform.ollama.ollama_store_model
+notes:
+  - The registry must accept uploads (the OCI distribution API, monolithic blob upload). Anonymous,
+    basic and bearer-token access are supported, with the credentials in O(registry_username) and
+    O(registry_password).
+  - A bundle is as large as its models (GGUF weights do not compress); it is not compressed.
+"""
+
+EXAMPLES = r"""
+- name: Export qwen2.5:72b from the store a seed filled
+  aiplatform.ollama.ollama_bundle:
+    state: exported
+    path: /srv/transfer/qwen2.5-72b.tar
+    store: /var/lib/ollama/models
+    models:
+      - qwen2.5:72b
+
+- name: Import the bundle into the store a server will use (after the copy into the air-gapped site)
+  aiplatform.ollama.ollama_bundle:
+    state: imported
+    path: /srv/transfer/qwen2.5-72b.tar
+    store: /mnt/ollama-models/models
+
+- name: Fill the private mirror the seed Job pulls from
+  aiplatform.ollama.ollama_bundle:
+    state: pushed
+    path: /srv/transfer/qwen2.5-72b.tar
+    registry: registry.internal:5000
+    registry_username: pusher
+    registry_password: "{{ vault_registry_password }}"
+"""
+
+RETURN = r"""
+models:
+  description:
+    - The bundle's models. C(name) is the full reference (for V(pushed), the one on O(registry));
+      C(digest) the manifest's digest, as Ollama lists it; C(size) the bytes of its blobs; C(action)
+      (not with V(exported)) is V(imported), V(pushed) or V(unchanged).
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - name: registry.ollama.ai/library/qwen2.5:72b
+      digest: sha256:a3b1c9d0...
+      size: 47415724544
+      action: imported
+blobs:
+  description: Digests of the blobs written into the bundle, the store or the registry (in check mode, that would be).
+  returned: always
+  type: list
+  elements: str
+skipped:
+  description: Digests of the blobs already there (in the unchanged bundle, the store or the registry's repository).
+  returned: always
+  type: list
+  elements: str
+bytes_written:
+  description:
+    - Bytes written, blobs and manifests; with V(exported), the size of the bundle file (in check
+      mode an upper bound).
+  returned: always
+  type: int
+path:
+  description: The bundle file.
+  returned: always
+  type: str
+"""
+
+from ansible.module_utils.basic import AnsibleModule  # noqa: E402
+
+from ansible_collections.aiplatform.ollama.plugins.module_utils.model_bundle import (  # noqa: E402
+    BundleError,
+    PushClient,
+    export_bundle,
+    import_bundle,
+    push_bundle,
+)
+from ansible_collections.aiplatform.ollama.plugins.module_utils.ollama_registry import (  # noqa: E402
+    REGISTRY_ARGS,
+    REGISTRY_REQUIRED_TOGETHER,
+    RegistryError,
+)
+
+_VERB = {"exported": "exporting", "imported": "importing", "pushed": "pushing"}
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            state=dict(type="str", choices=["exported", "imported", "pushed"], required=True),
+            path=dict(type="path", required=True),
+            store=dict(type="path"),
+            models=dict(type="list", elements="str"),
+            registry=dict(type="str"),
+            validate_certs=dict(type="bool", default=True),
+            ca_path=dict(type="path"),
+            timeout=dict(type="float", default=60),
+            **REGISTRY_ARGS,
+        ),
+        required_if=[
+            ("state", "exported", ("store", "models")),
+            ("state", "imported", ("store",)),
+            ("state", "pushed", ("registry",)),
+        ],
+        required_together=REGISTRY_REQUIRED_TOGETHER,
+        supports_check_mode=True,
+    )
+    params, state = module.params, module.params["state"]
+    for option in ("path", "store", "registry"):
+        if params[option] is not None and not params[option].strip():
+            module.fail_json(msg=f"{option} is empty: give the {option} to use with state={state}", changed=False)
+    where = {"exported": params["store"], "imported": params["store"], "pushed": params["registry"]}[state]
+    try:
+        if state == "exported":
+            result = export_bundle(params["store"], params["models"], params["path"], module.check_mode)
+        elif state == "imported":
+            result = import_bundle(params["path"], params["store"], module.check_mode)
+        else:
+            client = PushClient.from_params(params["registry"].strip(), params)
+            result = push_bundle(params["path"], client, module.check_mode)
+    except BundleError as err:
+        module.fail_json(msg=f"{_VERB[state]} bundle {params['path']} ({where}): {err}", changed=False,
+                         bundle_error=err.kind, member=err.member, path=params["path"])
+    except RegistryError as err:
+        module.fail_json(
+            msg=f"pushing bundle {params['path']} into registry {params['registry']}: {err}. The models whose "
+            "manifest was not pushed are not visible there; run again to continue",
+            changed=False,
+            bundle_error="registry",
+            path=params["path"],
+        )
+    result["path"] = params["path"]
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

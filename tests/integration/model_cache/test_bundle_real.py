@@ -1,0 +1,228 @@
+"""ollama_bundle against real components: a store a real Ollama 0.18.3 pulled into is exported, imported
+into an empty store that a second real Ollama then serves (it generates tokens), and pushed into a
+second, empty real registry that a third Ollama pulls from with `ollama pull --insecure`.
+
+Ollama prunes at start-up every blob no manifest references, so a server that lists the imported
+model with the same digest and generates from it proves the imported store complete. Malicious
+bundles (built with tarfile from the real export) go through the module against a real store, which
+must be left exactly as it was.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import tarfile
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.module_runner import run_module
+from tests.playbook import run_playbook
+from tests.services.ollama import OllamaServer
+from tests.services.registry import Registry
+
+
+def bundle_module(args: dict, check_mode: bool = False) -> dict:
+    return run_module("ollama_bundle", args, check_mode=check_mode)
+
+
+def tree(root: Path) -> list:
+    """Every entry under root with its type and content hash: what 'unchanged' compares."""
+    if not root.exists():
+        return []
+    out = []
+    for path in sorted(root.rglob("*")):
+        rel = str(path.relative_to(root))
+        if path.is_symlink() or not path.is_file():
+            out.append((rel, "link" if path.is_symlink() else "dir"))
+        else:
+            out.append((rel, hashlib.sha256(path.read_bytes()).hexdigest()))
+    return out
+
+
+def generate(server: OllamaServer, model: str) -> dict:
+    body = {"model": model, "prompt": "hello", "stream": False,
+            "options": {"num_predict": 8, "seed": 1, "temperature": 0}}
+    req = urllib.request.Request(server.url + "/api/generate", data=json.dumps(body).encode(),
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=180) as resp:
+        return json.loads(resp.read())
+
+
+def listed(server: OllamaServer) -> dict:
+    with urllib.request.urlopen(server.url + "/api/tags", timeout=30) as resp:
+        return {m["name"]: m for m in json.loads(resp.read())["models"]}
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory, tiny_model):
+    """A real Ollama pulls the tiny model from the registry; its store is then exported (check mode first)."""
+    workdir = tmp_path_factory.mktemp("bundle-source")
+    with OllamaServer.start(workdir) as server:
+        server.cli("pull", "--insecure", tiny_model.ref)
+        digest = listed(server)[tiny_model.ref]["digest"]
+    path = workdir / "tiny.tar"
+    args = dict(state="exported", path=str(path), store=str(workdir / "models"), models=[tiny_model.ref])
+    check = bundle_module(args, check_mode=True)
+    written_by_check = path.exists()
+    first = bundle_module(args)
+    return dict(workdir=workdir, path=path, args=args, check=check, first=first, digest="sha256:" + digest,
+                written_by_check=written_by_check)
+
+
+@pytest.fixture(scope="module")
+def mirror(tmp_path_factory):
+    """A second registry, empty: the private mirror of an air-gapped site."""
+    with Registry.start(tmp_path_factory.mktemp("bundle-mirror")) as registry:
+        yield registry
+
+
+def test_export_from_a_store_ollama_pulled(exported, tiny_model):
+    check, first = exported["check"], exported["first"]
+    assert not check["failed"] and check["changed"] and not exported["written_by_check"], check
+    assert not first["failed"], first["msg"]
+    assert first["changed"] and first["bytes_written"] == exported["path"].stat().st_size
+    assert [(m["name"], m["digest"], m["size"]) for m in first["models"]] == [
+        (f"{tiny_model.ref}", exported["digest"], tiny_model.size)]
+    assert len(first["blobs"]) == len(tiny_model.manifest["layers"]) + 1
+    again = bundle_module(exported["args"])
+    assert not again["failed"] and not again["changed"] and again["blobs"] == [], again
+    assert not list(exported["workdir"].glob("*-partial"))
+
+
+def test_import_into_an_empty_store_then_ollama_generates(exported, tmp_path, tiny_model):
+    store = tmp_path / "models"
+    args = dict(state="imported", path=str(exported["path"]), store=str(store))
+    check = bundle_module(args, check_mode=True)
+    assert check["changed"] and not store.exists(), check
+    first = bundle_module(args)
+    assert not first["failed"] and first["changed"], first
+    assert [m["action"] for m in first["models"]] == ["imported"]
+    imported = tree(store)
+    again = bundle_module(args)
+    assert not again["failed"] and not again["changed"] and again["bytes_written"] == 0, again
+    assert tree(store) == imported
+    with OllamaServer.start(tmp_path, models_dir=store) as server:
+        models = listed(server)
+        assert tiny_model.ref in models, sorted(models)
+        assert "sha256:" + models[tiny_model.ref]["digest"] == exported["digest"]
+        assert generate(server, tiny_model.ref)["eval_count"] > 0
+    # the server's prune kept every blob: the store held no unreferenced or partial file
+    assert tree(store) == imported
+
+
+def test_push_into_an_empty_registry_then_ollama_pulls(exported, mirror, tmp_path, tiny_model):
+    args = dict(state="pushed", path=str(exported["path"]), registry=mirror.host, insecure=True)
+    check = bundle_module(args, check_mode=True)
+    assert not check["failed"] and check["changed"], check
+    assert not (mirror.root / "docker").exists() or not list((mirror.root / "docker").rglob("link"))
+    pushed = bundle_module(args)
+    assert not pushed["failed"] and pushed["changed"], pushed
+    name = f"{mirror.host}/library/tiny:latest"
+    assert [(m["name"], m["action"]) for m in pushed["models"]] == [(name, "pushed")]
+    assert len(pushed["blobs"]) == len(tiny_model.manifest["layers"]) + 1
+    again = bundle_module(args)
+    assert not again["failed"] and not again["changed"] and again["blobs"] == [], again
+    digest, manifest = mirror.get_manifest("library/tiny", "latest")
+    assert digest == exported["digest"] and manifest["layers"] == tiny_model.manifest["layers"]
+    with OllamaServer.start(tmp_path) as server:
+        server.cli("pull", "--insecure", name)
+        assert "sha256:" + listed(server)[name]["digest"] == exported["digest"]
+        assert generate(server, name)["eval_count"] > 0
+
+
+def test_push_to_an_unreachable_registry_fails_clearly(exported):
+    from tests.services.process import free_port
+
+    host = f"127.0.0.1:{free_port()}"
+    result = bundle_module(dict(state="pushed", path=str(exported["path"]), registry=host, insecure=True,
+                                timeout=5))
+    assert result["failed"] and result["bundle_error"] == "registry"
+    assert f"cannot reach registry {host}" in result["msg"] and "run again" in result["msg"], result["msg"]
+
+
+# -- malicious bundles through the module, against a store a real import filled --------------------
+
+
+def members_of(path: Path) -> list:
+    with tarfile.open(path) as tar:
+        return [(m, tar.extractfile(m).read() if m.isreg() else None) for m in tar.getmembers()]
+
+
+def write_tar(path: Path, members: list) -> Path:
+    with tarfile.open(path, "w", format=tarfile.PAX_FORMAT) as tar:
+        for info, data in members:
+            if data is not None:
+                info.size = len(data)
+            tar.addfile(info, io.BytesIO(data) if data is not None else None)
+    return path
+
+
+def link(kind: bytes, name: str, target: str):
+    info = tarfile.TarInfo(name)
+    info.type, info.linkname = kind, target
+    return info, None
+
+
+def model_blob(members: list) -> str:
+    manifest = json.loads(next(d for m, d in members if m.name.startswith("manifests/")))
+    layer = next(item for item in manifest["layers"] if item["mediaType"].endswith(".model"))
+    return "blobs/" + layer["digest"].replace(":", "-")
+
+
+MALICIOUS = {
+    "dotdot": (lambda ms, b: ms + [(tarfile.TarInfo("manifests/../../../escaped"), b"x")], "unsafe"),
+    "absolute": (lambda ms, b: ms + [(tarfile.TarInfo("/tmp/aiplatform-bundle-escaped"), b"x")], "unsafe"),
+    "symlink": (lambda ms, b: [m for m in ms if m[0].name != b] + [link(tarfile.SYMTYPE, b, "/etc/passwd")],
+                "unsafe"),
+    "hardlink": (lambda ms, b: [m for m in ms if m[0].name != b] + [link(tarfile.LNKTYPE, b, "index.json")],
+                 "unsafe"),
+    "checksum": (lambda ms, b: [(m, d[:-1] + bytes([d[-1] ^ 1]) if m.name == b else d) for m, d in ms], "corrupt"),
+    "unexpected": (lambda ms, b: ms + [(tarfile.TarInfo("blobs/README"), b"hello")], "invalid"),
+}
+
+
+@pytest.fixture(scope="module")
+def other_model_store(tmp_path_factory, registry, model_factory):
+    """A store holding a different model (seeded by ollama_store_model), that the bad bundles target."""
+    other = registry.push_model(model_factory.tiny(seed=411), name="bundle/other", tag="v1")
+    store = tmp_path_factory.mktemp("bundle-target") / "models"
+    seeded = run_module("ollama_store_model", dict(name=other.ref, path=str(store), insecure=True))
+    assert not seeded["failed"] and seeded["changed"], seeded
+    return store
+
+
+@pytest.mark.parametrize("case", sorted(MALICIOUS))
+def test_malicious_bundle_is_refused_and_nothing_is_written(exported, other_model_store, tmp_path, case):
+    edit, kind = MALICIOUS[case]
+    members = members_of(exported["path"])
+    bad = write_tar(tmp_path / f"{case}.tar", edit(members, model_blob(members)))
+    parent = other_model_store.parent
+    before = tree(parent)
+    result = bundle_module(dict(state="imported", path=str(bad), store=str(other_model_store)))
+    assert result["failed"] and result["bundle_error"] == kind, result
+    assert str(bad) in result["msg"] and "nothing was written" in result["msg"], result["msg"]
+    assert tree(parent) == before
+    assert not Path("/tmp/aiplatform-bundle-escaped").exists()
+
+
+def test_playbooks_export_then_import_into_a_store_and_a_registry(exported, mirror, tmp_path, tiny_model,
+                                                                  work_tree_collections):
+    bundle = tmp_path / "site.tar"
+    source = str(exported["workdir"] / "models")
+    common = {"bundle_path": str(bundle), "bundle_models": [tiny_model.ref]}
+    out = run_playbook(work_tree_collections, "bundle_export.yml", "local", dict(common, bundle_store=source))
+    assert out.returncode == 0 and out.recap["changed"] == 1, out.output[-3000:]
+    assert bundle.read_bytes() == exported["path"].read_bytes()  # the same models give the same file
+    store = tmp_path / "models"
+    for changed in (1, 0):
+        out = run_playbook(work_tree_collections, "bundle_import.yml", "local", dict(common, bundle_store=str(store)))
+        assert out.returncode == 0 and out.recap["changed"] == changed, out.output[-3000:]
+    assert (store / "manifests" / tiny_model.ref.split("/", 1)[0] / "library" / "tiny" / "latest").is_file()
+    out = run_playbook(work_tree_collections, "bundle_import.yml", "local",
+                       dict(common, bundle_registry=mirror.host, bundle_insecure=True))
+    assert out.returncode == 0 and out.recap["failed"] == 0, out.output[-3000:]
+    assert mirror.get_manifest("library/tiny", "latest")[0] == exported["digest"]
