@@ -28,8 +28,11 @@ extends_documentation_fragment:
   - aiplatform.ollama.ollama
 attributes:
   check_mode:
-    support: full
-    description: The check changes nothing persistent and runs the same in check mode (a generation may load the model).
+    support: partial
+    description: Can run in check_mode and return changed status prediction without modifying target.
+    details: >-
+      The check runs as in a normal run: it generates, which changes nothing persistent but may load the
+      model into the server's memory and unload another. It reports no change either way.
   diff_mode:
     support: none
     description: Nothing changes, so there is nothing to compare.
