@@ -26,6 +26,7 @@ http {{
   scgi_temp_path {work}/tmp/scgi;
   sendfile on;
   default_type application/octet-stream;
+{http}
   server {{
 {server}
   }}
@@ -38,15 +39,18 @@ def nginx_bin() -> str | None:
 
 
 @contextlib.contextmanager
-def nginx(name: str, workdir: Path, server: str, ready_url: str | None = None, port: int | None = None):
-    """Run nginx with one `server { ... }` body; wait for ready_url (HTTP) or port (e.g. TLS)."""
+def nginx(name: str, workdir: Path, server: str, ready_url: str | None = None, port: int | None = None,
+          http: str = ""):
+    """Run nginx with one `server { ... }` body, and http-level directives of the caller's own (a
+    log_format and access_log recording what a test checks); wait for ready_url (HTTP) or port (e.g. TLS)."""
     binary = nginx_bin()
     if not binary:
         raise FileNotFoundError("nginx is not installed: run `make setup`")
     (workdir / "tmp").mkdir(parents=True, exist_ok=True)
     conf = workdir / "nginx.conf"
     # as root, nginx's workers would drop to nobody and could not read the test's private directories
-    conf.write_text(CONF.format(user="user root;" if os.geteuid() == 0 else "", work=workdir, server=server))
+    conf.write_text(CONF.format(user="user root;" if os.geteuid() == 0 else "", work=workdir, server=server,
+                                http=http))
     proc = ManagedProcess(name, [binary, "-p", str(workdir), "-c", str(conf)], workdir / "nginx.log")
     try:
         if ready_url:

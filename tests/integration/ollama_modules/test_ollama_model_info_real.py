@@ -9,7 +9,6 @@ were never transferred.
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
@@ -21,9 +20,9 @@ import gguf
 import pytest
 
 from tests.services.gguf_samples import make_sample
-from tests.services.nginx import nginx_bin
+from tests.services.nginx import nginx
 from tests.services.ollama import OllamaServer
-from tests.services.process import ManagedProcess, free_port
+from tests.services.process import free_port
 
 FIRST_RANGE = 256 * 1024
 # the GGUF facts the module reports, each compared with what the gguf package wrote
@@ -31,49 +30,32 @@ GGUF_FIELDS = ("architecture", "block_count", "head_count", "head_count_kv", "em
                "value_length", "feed_forward_length", "context_length", "vocab_size", "file_type", "quantization",
                "parameter_count", "weights_bytes", "tensor_data_offset", "tensor_count", "gguf_version")
 
-PROXY_CONF = """\
-{user}
-worker_processes 1;
-daemon off;
-pid {work}/nginx.pid;
-error_log {work}/error.log;
-events {{ worker_connections 64; }}
-http {{
+# every request with its Range header and the bytes sent: what the module read
+RANGES_LOG = """\
   log_format ranges '$request_method $request_uri $status "$http_range" $body_bytes_sent';
-  access_log {work}/ranges.log ranges;
-  client_body_temp_path {work}/tmp/body;
-  proxy_temp_path {work}/tmp/proxy;
-  fastcgi_temp_path {work}/tmp/fastcgi;
-  uwsgi_temp_path {work}/tmp/uwsgi;
-  scgi_temp_path {work}/tmp/scgi;
-  # bytes are passed on as they arrive, so that $body_bytes_sent is what the client received
-  proxy_buffering off;
-  server {{
+  access_log {work}/ranges.log ranges;"""
+PROXY_SERVER = """\
     listen 127.0.0.1:{port};
+    # bytes are passed on as they arrive, so that $body_bytes_sent is what the client received
+    proxy_buffering off;
     location /cdn/ {{ proxy_pass http://127.0.0.1:{cdn_port}/; }}
     location / {{
       proxy_pass http://{registry_host};
       # the registry's blob redirect to its CDN comes back through here, still to another host name
       proxy_redirect http://localhost:{cdn_port}/ http://localhost:{port}/cdn/;
-    }}
-  }}
-}}
-"""
+    }}"""
 _LOG_LINE = re.compile(r'^(\S+) (\S+) (\d+) "([^"]*)" (\d+)$')
 
 
 class RecordingProxy:
+    """A recording nginx in front of the registry and its CDN; `proc` is set while it runs."""
+
     def __init__(self, workdir: Path, registry):
         self.workdir = workdir
         self.port = free_port()
         self.host = f"127.0.0.1:{self.port}"
-        (workdir / "tmp").mkdir(parents=True, exist_ok=True)
-        conf = workdir / "nginx.conf"
-        conf.write_text(PROXY_CONF.format(user="user root;" if os.geteuid() == 0 else "", work=workdir, port=self.port,
-                                          cdn_port=registry.cdn_port, registry_host=registry.host))
-        self.proc = ManagedProcess("nginx-recording-proxy", [nginx_bin(), "-p", str(workdir), "-c", str(conf)],
-                                   workdir / "nginx.log")
-        self.proc.wait_http(f"http://{self.host}/v2/")
+        self.server = PROXY_SERVER.format(port=self.port, cdn_port=registry.cdn_port, registry_host=registry.host)
+        self.proc = None
 
     def mark(self) -> int:
         """Where the log ends now: requests(since=mark()) are those made after this call."""
@@ -108,9 +90,11 @@ class RecordingProxy:
 
 @pytest.fixture(scope="module")
 def proxy(registry, tmp_path_factory):
-    recording = RecordingProxy(tmp_path_factory.mktemp("recording-proxy"), registry)
-    yield recording
-    recording.proc.stop()
+    workdir = tmp_path_factory.mktemp("recording-proxy")
+    recording = RecordingProxy(workdir, registry)
+    with nginx("nginx-recording-proxy", workdir, recording.server, ready_url=f"http://{recording.host}/v2/",
+               http=RANGES_LOG.format(work=workdir)) as recording.proc:
+        yield recording
 
 
 @pytest.fixture(scope="module")

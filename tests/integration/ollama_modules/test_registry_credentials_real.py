@@ -13,7 +13,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import os
 import subprocess
 import sys
 import time
@@ -30,7 +29,7 @@ from ansible_collections.aiplatform.ollama.plugins.module_utils.ollama_registry 
     RegistryError,
 )
 from tests.integration.ollama_modules.test_ollama_tls_real import _make_ca_and_server_cert
-from tests.services.nginx import nginx_bin
+from tests.services.nginx import nginx, nginx_bin
 from tests.services.process import ManagedProcess, free_port
 
 USER = "puller"
@@ -68,35 +67,21 @@ def manifest_for(blobs: list[bytes]) -> str:
     }, separators=(",", ":"))
 
 
-CONF = """\
-{user}
-worker_processes 1;
-daemon off;
-pid {work}/nginx.pid;
-error_log {work}/error.log;
-events {{ worker_connections 64; }}
-http {{
+# every request with its scheme, host and Authorization header: where the credentials went
+CREDS_LOG = """\
   log_format creds escape=json
     '{{"scheme":"$scheme","host":"$http_host","uri":"$request_uri","status":"$status","auth":"$http_authorization"}}';
-  access_log {work}/access.log creds;
-  client_body_temp_path {work}/tmp/body;
-  proxy_temp_path {work}/tmp/proxy;
-  fastcgi_temp_path {work}/tmp/fastcgi;
-  uwsgi_temp_path {work}/tmp/uwsgi;
-  scgi_temp_path {work}/tmp/scgi;
-  default_type application/json;
-  # a relative Location stays relative, as registries send it: the client resolves it
-  absolute_redirect off;
-  server {{
+  access_log {work}/creds.log creds;"""
+SERVER = """\
     listen 127.0.0.1:{p};
     listen 127.0.0.1:{q};
     listen 127.0.0.1:{s} ssl;
     ssl_certificate {work}/server.pem;
     ssl_certificate_key {work}/server.key;
-{locations}
-  }}
-}}
-"""
+    default_type application/json;
+    # a relative Location stays relative, as registries send it: the client resolves it
+    absolute_redirect off;
+{locations}"""
 
 
 def location(match: str, *lines: str) -> str:
@@ -211,20 +196,12 @@ class RecordingRegistry:
         out.append(location(f"= /v2/creds/m/blobs/{digest(CONFIG_BLOB)}", *bearer(realm), *body(CONFIG_BLOB)))
         return "".join(out)
 
-    def start(self) -> None:
-        (self.work / "tmp").mkdir(parents=True, exist_ok=True)
-        conf = self.work / "nginx.conf"
-        # as root, nginx's workers would drop to nobody and could not read the test's private directories
-        conf.write_text(CONF.format(user="user root;" if os.geteuid() == 0 else "", work=self.work, p=self.p,
-                                    q=self.q, s=self.s, locations=self.locations()))
-        self.proc = ManagedProcess("nginx-recording-registry", [nginx_bin(), "-p", str(self.work), "-c", str(conf)],
-                                   self.work / "nginx.log")
-        self.proc.wait_http(f"http://127.0.0.1:{self.p}/__barrier__/start")
-        self.proc.wait_tcp(self.s)
+    def server(self) -> str:
+        return SERVER.format(work=self.work, p=self.p, q=self.q, s=self.s, locations=self.locations())
 
     @property
     def log(self) -> Path:
-        return self.work / "access.log"
+        return self.work / "creds.log"
 
     def _barrier(self) -> str:
         """A request of our own, waited for in the log. nginx writes a request's line as it finishes it, before
@@ -258,12 +235,10 @@ def recorder(tmp_path_factory):
     work = tmp_path_factory.mktemp("recording-registry")
     _make_ca_and_server_cert(work)
     reg = RecordingRegistry(work, free_port(), free_port(), free_port(), str(work / "ca.pem"))
-    try:
-        reg.start()
+    # the TLS port listens as soon as the plain one answers: one process binds them all before serving
+    with nginx("nginx-recording-registry", work, reg.server(), ready_url=f"http://127.0.0.1:{reg.p}/__barrier__/start",
+               http=CREDS_LOG.format(work=work)) as reg.proc:
         yield reg
-    finally:
-        if reg.proc:
-            reg.proc.stop()
 
 
 def origin(entry: dict) -> str:
