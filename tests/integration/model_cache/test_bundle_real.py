@@ -11,7 +11,6 @@ must be left exactly as it was.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import tarfile
 import urllib.request
@@ -19,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.bundle_tars import members_of, write_tar
 from tests.module_runner import run_module
 from tests.playbook import run_playbook
 from tests.services.ollama import OllamaServer
@@ -147,18 +147,8 @@ def test_push_to_an_unreachable_registry_fails_clearly(exported):
 # -- malicious bundles through the module, against a store a real import filled --------------------
 
 
-def members_of(path: Path) -> list:
-    with tarfile.open(path) as tar:
-        return [(m, tar.extractfile(m).read() if m.isreg() else None) for m in tar.getmembers()]
 
 
-def write_tar(path: Path, members: list) -> Path:
-    with tarfile.open(path, "w", format=tarfile.PAX_FORMAT) as tar:
-        for info, data in members:
-            if data is not None:
-                info.size = len(data)
-            tar.addfile(info, io.BytesIO(data) if data is not None else None)
-    return path
 
 
 def link(kind: bytes, name: str, target: str):

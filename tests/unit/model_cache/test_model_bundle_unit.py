@@ -26,6 +26,7 @@ from ansible_collections.aiplatform.ollama.plugins.module_utils.model_bundle imp
 )
 from ansible_collections.aiplatform.ollama.plugins.module_utils.model_ref import ModelRef
 from ansible_collections.aiplatform.ollama.plugins.module_utils.ollama_store import OllamaStore, descriptors
+from tests.bundle_tars import members_of, write_tar
 
 MODEL = "localhost:5000/library/tiny:v1"
 OTHER = "localhost:5000/team/other:v2"
@@ -80,20 +81,8 @@ def bundle(tmp_path, source) -> Path:
     return path
 
 
-def members_of(path: Path) -> list:
-    """[(TarInfo, bytes or None)] of a bundle, for rewriting it."""
-    with tarfile.open(path) as tar:
-        return [(m, tar.extractfile(m).read() if m.isreg() else None) for m in tar.getmembers()]
 
 
-def write_tar(path: Path, members: list) -> Path:
-    with tarfile.open(path, "w", format=tarfile.PAX_FORMAT) as tar:
-        for info, data in members:
-            info = tarfile.TarInfo(info.name) if isinstance(info, str) else info
-            if data is not None:
-                info.size = len(data)
-            tar.addfile(info, io.BytesIO(data) if data is not None else None)
-    return path
 
 
 def first_blob(members: list, media_type="application/vnd.ollama.image.model") -> str:
