@@ -39,7 +39,7 @@ def _make_ca_and_server_cert(work) -> None:
 @pytest.fixture(scope="module")
 def tls_gateway(ollama, tmp_path_factory):
     if not nginx_bin() or not shutil.which("openssl"):
-        pytest.skip("nginx and openssl are needed for the TLS gateway: run `make setup`")
+        pytest.fail("nginx and openssl are needed for the TLS gateway: run `make setup`")
     work = tmp_path_factory.mktemp("tls-gateway")
     _make_ca_and_server_cert(work)
     port = free_port()
