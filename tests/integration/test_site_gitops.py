@@ -14,12 +14,14 @@ import pytest
 import yaml
 
 from tests.playbook import run_playbook
+from tests.seed_table import inventory_table
 
 # What the object templates of both roles wrote before aiplatform.ollama.to_review_yaml.
 
 
 def _render(collections, environment: str, root) -> None:
-    extra = {"ollama_flux_mode": "gitops", "ollama_flux_gitops_dir": str(root)}
+    # the preflight reads qwen2.5:72b from registry.ollama.ai, out of reach here (tests/integration/preflight)
+    extra = {"ollama_flux_mode": "gitops", "ollama_flux_gitops_dir": str(root), "preflight_mode": "off"}
     for playbook in ("seed_models.yml", "deploy.yml"):
         run = run_playbook(collections, playbook, environment, extra)
         assert run.returncode == 0, run.output[-4000:]
@@ -101,7 +103,7 @@ def test_stages_render_into_one_consistent_tree(site_trees, environment, validat
     assert release["spec"]["values"]["persistentVolume"]["existingClaim"] == "ollama-models"
     assert release["spec"]["values"]["ollama"]["models"].get("pull", []) == []
 
-    size = {"dev": "5Gi", "prod": "10Gi"}[environment]
+    size = inventory_table()[environment]["OLLAMA_STORAGE_SIZE"]
     assert by_name[("PersistentVolumeClaim", "ollama-models")]["spec"]["resources"]["requests"]["storage"] == size
 
     for _, doc in objects:
@@ -116,7 +118,7 @@ def test_rendering_again_changes_nothing(work_tree_collections, tmp_path, site_t
     before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
     # a render into a fresh tree writes the very same bytes as the one before it
     assert _tree(tmp_path) == _tree(site_trees["prod"])
-    extra = {"ollama_flux_mode": "gitops", "ollama_flux_gitops_dir": str(tmp_path)}
+    extra = {"ollama_flux_mode": "gitops", "ollama_flux_gitops_dir": str(tmp_path), "preflight_mode": "off"}
     for playbook in ("seed_models.yml", "deploy.yml"):
         run = run_playbook(work_tree_collections, playbook, "prod", extra)
         assert run.returncode == 0, run.output[-4000:]

@@ -37,6 +37,10 @@ def test_site_check_then_converge_then_idempotent(work_tree_collections, seeded_
     assert first.returncode == 0, first.output[-4000:]
     assert first.recap["changed"] > 0
     assert "local: healthy" in first.output
+    # the preflight sized the demo model once: seed_models.yml and deploy.yml, which site.yml runs
+    # after it, found the same inputs judged
+    assert "ok: the models need" in first.said
+    assert first.output.count("the same models and resources were judged earlier in this run") == 2
     assert (gitops / "apps" / "base" / "ollama" / "helmrelease.yaml").is_file()
 
     second = run_playbook(work_tree_collections, "site.yml", "local", extra, env=env)

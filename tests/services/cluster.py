@@ -169,7 +169,8 @@ class Node:
 
     name: str
     cpu: str = "4"
-    memory: str = "16Gi"
+    # room for the prod inventory's 52Gi request (qwen2.5:72b), which the preflight checks
+    memory: str = "64Gi"
     labels: dict = field(default_factory=dict)
     unschedulable: bool = False
 

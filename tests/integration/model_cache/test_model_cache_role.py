@@ -10,12 +10,13 @@ import pytest
 import yaml
 
 from tests.playbook import PROJECT_ROOT, role_objects, run_playbook
+from tests.seed_table import inventory_table
 
 ROLE = PROJECT_ROOT / "roles" / "model_cache"
 PLACEHOLDER = re.compile(r"\$\{([A-Z0-9_]+)\}")
-# the seed's table, the keys the model cache uses
-CLUSTER_VARS = {"dev": {"OLLAMA_MODEL": "qwen2.5:72b", "OLLAMA_STORAGE_SIZE": "5Gi"},
-                "prod": {"OLLAMA_MODEL": "qwen2.5:72b", "OLLAMA_STORAGE_SIZE": "10Gi"}}
+# the seed's table as the inventories ship it, the keys the model cache uses
+CLUSTER_VARS = {env: {key: values[key] for key in ("OLLAMA_MODEL", "OLLAMA_STORAGE_SIZE")}
+                for env, values in inventory_table().items()}
 
 def files_under(path: Path) -> list[str]:
     return sorted(str(p.relative_to(path)) for p in path.rglob("*") if p.is_file()) if path.exists() else []
@@ -36,7 +37,9 @@ def test_directory_target_check_seed_and_rerun(tmp_path, work_tree_collections, 
 
 
 def test_directory_target_needs_a_path(work_tree_collections):
-    result = run_playbook(work_tree_collections, "seed_models.yml", "local", {"model_cache_path": ""})
+    # (the preflight would read the default model from registry.ollama.ai, out of reach here)
+    result = run_playbook(work_tree_collections, "seed_models.yml", "local",
+                          {"model_cache_path": "", "preflight_mode": "off"})
     assert result.returncode != 0 and "model_cache_path is ''" in result.output
 
 
@@ -76,7 +79,8 @@ def test_apply_objects_validate(environment, tmp_path, work_tree_collections, va
 @pytest.fixture(scope="module")
 def gitops(tmp_path_factory, work_tree_collections):
     root = tmp_path_factory.mktemp("gitops")
-    extra = {"model_cache_mode": "gitops", "model_cache_gitops_dir": str(root)}
+    # the preflight reads qwen2.5:72b from registry.ollama.ai, out of reach here (tests/integration/preflight)
+    extra = {"model_cache_mode": "gitops", "model_cache_gitops_dir": str(root), "preflight_mode": "off"}
     first = run_playbook(work_tree_collections, "seed_models.yml", "dev", extra)
     assert first.returncode == 0, first.output[-3000:]
     snapshot = {name: (root / name).read_bytes() for name in files_under(root)}

@@ -44,7 +44,8 @@ def test_seed_refuses_the_model_name_before_seeding_anything(work_tree_collectio
                        {"model_cache_path": str(store), "model_cache_models": [tiny_model.ref, name],
                         "model_cache_insecure": True})
     assert run.returncode != 0
-    assert "model_cache_models: model name" in run.said, run.output[-3000:]
+    # the preflight, first in seed_models.yml, refuses it before the role does
+    assert "model_cache_models and ollama_flux_model): model name" in run.said, run.output[-3000:]
     assert not store.exists()
 
 

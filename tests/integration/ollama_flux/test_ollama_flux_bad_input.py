@@ -15,7 +15,6 @@ CASES = {
     "unknown-environment": ({"ollama_flux_environment": "staging"}, "ollama_flux_environment"),
     "nodeport": ({"ollama_flux_service_type": "NodePort"}, "ollama_flux_service_type"),
     "not-a-service-type": ({"ollama_flux_service_type": "ExternalName"}, "ollama_flux_service_type"),
-    "capacity-enforced": ({"ollama_flux_capacity_check": "enforce"}, "ollama_flux_memory_limit >= 53Gi"),
     "no-gitops-dir": ({"ollama_flux_gitops_dir": ""}, "ollama_flux_gitops_dir"),
 }
 

@@ -104,7 +104,7 @@ def test_chart_owned_volume_is_kept_and_pulled(run_deploy, gitops_tree, tmp_path
     for obj in objects:
         validate_k8s(obj)
     (claim,) = by_kind(objects, "PersistentVolumeClaim")
-    assert claim["spec"]["resources"]["requests"]["storage"] == "10Gi"
+    assert claim["spec"]["resources"]["requests"]["storage"] == "100Gi"
     assert claim["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
     (deployment,) = by_kind(objects, "Deployment")
     pod = deployment["spec"]["template"]["spec"]
