@@ -15,9 +15,10 @@ CLUSTER_SCENARIOS := flux_apply
 help:
 	@echo "make setup   install the toolchain (idempotent)"
 	@echo "make demo    run playbooks/site.yml on inventories/local"
-	@echo "make test    everything CI runs: lint, sanity, unit, integration, molecule"
+	@echo "make test    everything CI runs: lint, sanity, unit, oldest, integration, molecule"
 	@echo "make bench   benchmarks, one name=value line per figure"
 	@echo "make lint    ansible-lint (production profile) and ruff"
+	@echo "make oldest  sanity and unit tests on the oldest ansible-core claimed (.venv-oldest)"
 
 setup:
 	@tools/setup.sh
@@ -36,7 +37,7 @@ $(INSTALLED): $(TARBALL)
 	@echo "installed aiplatform.ollama $(VERSION) into .collections"
 
 test: setup
-	@$(MAKE) --no-print-directory lint sanity unit integration molecule
+	@$(MAKE) --no-print-directory lint sanity unit oldest integration molecule
 
 lint:
 	$(ENV) ruff check plugins tests benchmarks
@@ -50,6 +51,21 @@ unit:
 
 integration:
 	$(ENV) pytest -q tests/integration
+
+# The sanity and unit tests again on the oldest ansible-core meta/runtime.yml claims, in .venv-oldest
+# (requirements-oldest.txt, installed by `make setup`); tests/oldest_core.py stands in for the test
+# helpers new in ansible-core 2.19. Fails when the claim and the version tested there differ.
+OLDEST_ENV := export AIPLATFORM_VENV="$(CURDIR)/.venv-oldest" && $(ENV)
+.PHONY: oldest
+oldest:
+	@test -x .venv-oldest/bin/ansible-test || { echo ".venv-oldest is missing: run make setup"; exit 1; }
+	@$(OLDEST_ENV) claim=$$(python -c 'import yaml; print(yaml.safe_load(open("meta/runtime.yml"))["requires_ansible"])'); \
+	  tested=$$(python -c 'from ansible.release import __version__; print(__version__)'); \
+	  [ "$${claim// /}" = ">=$$tested" ] || { echo "meta/runtime.yml requires_ansible '$$claim' but .venv-oldest has" \
+	    "ansible-core $$tested: pin the oldest version claimed in requirements-oldest.txt, then make setup"; exit 1; }; \
+	  echo "==> ansible-core $$tested, the oldest meta/runtime.yml claims ($$claim)"
+	$(OLDEST_ENV) tools/sanity.sh
+	$(OLDEST_ENV) python -m pytest -q -p tests.oldest_core tests/unit
 
 molecule:
 	@for s in $(MOLECULE_SCENARIOS); do \

@@ -25,6 +25,9 @@ export CONTAINERS_STORAGE_CONF="$AIPLATFORM_OLLAMA_CACHE/podman/storage.conf"
 export MOLECULE_IMAGE="${MOLECULE_IMAGE:-localhost/debian-systemd:bookworm}"
 export ANSIBLE_COLLECTIONS_PATH="$PROJECT_ROOT/.collections"
 export PATH="$PROJECT_ROOT/.venv/bin:$PATH"
+# AIPLATFORM_VENV puts another venv ahead of .venv: `make oldest` runs the sanity and unit tests with
+# .venv-oldest, the oldest ansible-core meta/runtime.yml claims (requirements-oldest.txt)
+if [ -n "${AIPLATFORM_VENV:-}" ]; then export PATH="$AIPLATFORM_VENV/bin:$PATH"; fi
 # the test cluster: a real control plane, kwok nodes and Flux, built from Go modules by tools/build_cluster.sh
 export KUBERNETES_VERSION="${KUBERNETES_VERSION:-v1.36.4}"
 export ETCD_VERSION="${ETCD_VERSION:-v3.6.16}"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Idempotent toolchain setup: Debian packages, the Python venv, Ollama and helm built from their Go
-# modules, the podman systemd image for molecule, the test cluster's binaries (tools/build_cluster.sh)
-# and the pinned chart and CRDs (tools/fetch_fixtures.sh). Each step is skipped when its result is present.
+# Idempotent toolchain setup: Debian packages, the Python venvs (.venv, the pinned toolchain, and
+# .venv-oldest, the oldest ansible-core claimed), Ollama and helm built from their Go modules, the
+# podman systemd image for molecule, the test cluster's binaries (tools/build_cluster.sh) and the
+# pinned chart and CRDs (tools/fetch_fixtures.sh). Each step is skipped when its result is present.
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 cd "$PROJECT_ROOT"
@@ -25,14 +26,19 @@ install_debian_packages() {
   fi
 }
 
-install_python_venv() {
-  local stamp=.venv/.requirements.sha256
+# A venv that follows a requirements file: (re)installed when that file or the runtime requirements.txt
+# it includes changes (the stamp is their hash). A `*` .gitignore inside keeps it out of git's view, and
+# so out of tools/sanity.sh's copy and ansible-lint's file list, wherever it is.
+install_venv() {
+  local venv=$1 requirements=$2
+  local stamp=$venv/.requirements.sha256
   local want
-  want=$(sha256sum requirements.txt | cut -d' ' -f1)
-  [ -x .venv/bin/python ] || { say "creating .venv"; python3 -m venv .venv; }
+  want=$(cat "$requirements" requirements.txt | sha256sum | cut -d' ' -f1)
+  [ -x "$venv/bin/python" ] || { say "creating $venv"; python3 -m venv "$venv"; }
+  [ -f "$venv/.gitignore" ] || echo '*' > "$venv/.gitignore"
   if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-    say "installing Python requirements into .venv"
-    .venv/bin/pip install -q -r requirements.txt
+    say "installing $requirements into $venv"
+    "$venv/bin/pip" install -q -r "$requirements"
     echo "$want" > "$stamp"
   fi
 }
@@ -63,7 +69,8 @@ build_helm() {
 }
 
 install_debian_packages
-install_python_venv
+install_venv .venv requirements-dev.txt          # the pinned toolchain
+install_venv .venv-oldest requirements-oldest.txt  # the oldest ansible-core claimed, for `make oldest`
 build_ollama
 build_helm
 "$PROJECT_ROOT/tools/podman_image.sh"

@@ -16,10 +16,15 @@ URL for all the hops.
 from __future__ import annotations
 
 import ssl
+from inspect import signature
 from urllib.error import HTTPError, URLError
 from urllib.parse import urljoin, urlsplit
 
 from ansible.module_utils.urls import Request, make_context
+
+# ansible-core 2.17 added Request.open(context=); on 2.16 each request builds its own TLS context from
+# validate_certs and ca_path (the same checks, only slower)
+_OPEN_TAKES_CONTEXT = "context" in signature(Request.open).parameters
 
 REDIRECT_CODES = (301, 302, 303, 307, 308)
 MAX_REDIRECTS = 10
@@ -74,6 +79,7 @@ class HttpTransport:
         return self._plain
 
     def _open_once(self, method, url, data, headers, timeout, follow_redirects):
+        context = {"context": self._context(url)} if _OPEN_TAKES_CONTEXT else {}
         return self._request.open(
             method,
             url,
@@ -85,7 +91,7 @@ class HttpTransport:
             follow_redirects=follow_redirects,
             force_basic_auth=False,
             use_netrc=False,
-            context=self._context(url),
+            **context,
         )
 
     def open(self, method, url, data=None, headers=None, timeout=30, follow_redirects="safe", trace=None):
