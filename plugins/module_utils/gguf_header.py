@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import struct
 
+from ansible_collections.aiplatform.ollama.plugins.module_utils.errors import CollectionError
+
 GGUF_MAGIC = b"GGUF"
 SUPPORTED_VERSIONS = (2, 3)
 DEFAULT_ALIGNMENT = 32
@@ -62,16 +64,10 @@ FILE_TYPES = {
 }
 
 
-class GGUFError(Exception):
+class GGUFError(CollectionError):
     """`kind` is one of not_gguf, version, truncated, corrupt."""
 
-    def __init__(self, msg, kind="corrupt"):
-        super().__init__(msg)
-        self.msg = msg
-        self.kind = kind
-
-    def __str__(self):
-        return self.msg
+    default_kind = "corrupt"
 
 
 class _NeedMore(Exception):

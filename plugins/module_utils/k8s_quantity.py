@@ -13,6 +13,8 @@ from __future__ import annotations
 import re
 from decimal import Decimal
 
+from ansible_collections.aiplatform.ollama.plugins.module_utils.errors import InputError
+
 _BYTE_SUFFIX = {
     "": 1, "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15, "E": 10**18,
     "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60,
@@ -24,7 +26,7 @@ _MEMORY = re.compile(
 _CPU = re.compile(r"^\+?(?P<num>[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?P<milli>m)?$")
 
 
-class QuantityError(ValueError):
+class QuantityError(InputError):
     """A value that is not the quantity expected; the message names it and the accepted forms."""
 
 

@@ -35,6 +35,7 @@ import tempfile
 from urllib.error import HTTPError
 from urllib.parse import urljoin, urlsplit
 
+from ansible_collections.aiplatform.ollama.plugins.module_utils.errors import CollectionError
 from ansible_collections.aiplatform.ollama.plugins.module_utils.model_ref import ModelRef, ModelRefError
 from ansible_collections.aiplatform.ollama.plugins.module_utils.ollama_http import origin
 from ansible_collections.aiplatform.ollama.plugins.module_utils.ollama_registry import (
@@ -63,19 +64,15 @@ _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 REBUILD = "export the bundle again (ollama_bundle state=exported) from a complete store"
 
 
-class BundleError(Exception):
+class BundleError(CollectionError):
     """`kind`: unsafe (a member that could write outside the store or is not a plain file), invalid (not
     a bundle, or members that disagree with its index), corrupt (content that does not match its
     digest), missing (a model not in the store), exists, disk_full, io, registry."""
 
-    def __init__(self, msg, kind="invalid", member=None):
-        super().__init__(msg)
-        self.msg = msg
-        self.kind = kind
-        self.member = member
+    default_kind = "invalid"
 
-    def __str__(self):
-        return self.msg
+    def __init__(self, msg, kind=None, member=None, **context):
+        super().__init__(msg, kind=kind, member=member, **context)
 
 
 # -- reading a bundle -----------------------------------------------------------------------------

@@ -14,6 +14,7 @@ import os
 import re
 from urllib.error import HTTPError
 
+from ansible_collections.aiplatform.ollama.plugins.module_utils.errors import CollectionError
 from ansible_collections.aiplatform.ollama.plugins.module_utils.gguf_header import GGUFError, model_facts, read_header
 from ansible_collections.aiplatform.ollama.plugins.module_utils.ollama_registry import RegistryClient, RegistryError
 from ansible_collections.aiplatform.ollama.plugins.module_utils.ollama_store import OllamaStore, StoreError
@@ -22,16 +23,10 @@ MODEL_MEDIA_TYPE = "application/vnd.ollama.image.model"
 _CONTENT_RANGE = re.compile(r"^bytes (\d+)-(\d+)/(\d+|\*)$")
 
 
-class ModelInfoError(Exception):
+class ModelInfoError(CollectionError):
     """`kind` is one of not_found, unreachable, auth, timeout, not_gguf, protocol, io."""
 
-    def __init__(self, msg, kind="protocol"):
-        super().__init__(msg)
-        self.msg = msg
-        self.kind = kind
-
-    def __str__(self):
-        return self.msg
+    default_kind = "protocol"
 
 
 class RangeRegistryClient(RegistryClient):

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import re
 
+from ansible_collections.aiplatform.ollama.plugins.module_utils.errors import InputError
+
 DEFAULT_REGISTRY = "registry.ollama.ai"
 DEFAULT_NAMESPACE = "library"
 DEFAULT_TAG = "latest"
@@ -28,7 +30,7 @@ _PART = {
 _EXAMPLES = "e.g. 'qwen2.5', 'qwen2.5:72b', 'myteam/model:v1' or 'registry.example.com:5000/library/model:tag'"
 
 
-class ModelRefError(ValueError):
+class ModelRefError(InputError):
     """A model reference that the Ollama server would reject; the message says why and how to fix it."""
 
 

@@ -20,6 +20,7 @@ from urllib.parse import urlparse
 from ansible.module_utils.basic import env_fallback
 from ansible.module_utils.urls import ConnectionError as UrlConnectionError
 
+from ansible_collections.aiplatform.ollama.plugins.module_utils.errors import CollectionError
 from ansible_collections.aiplatform.ollama.plugins.module_utils.ollama_http import (
     HttpTransport,
     untrusted_certificate_fix,
@@ -40,19 +41,11 @@ OLLAMA_COMMON_ARGS = dict(
 )
 
 
-class OllamaError(Exception):
+class OllamaError(CollectionError):
     """A failed exchange with the server. `kind` is one of unreachable, timeout, http, stream, protocol."""
 
     def __init__(self, msg, kind="http", status=None, body=None, url=None):
-        super().__init__(msg)
-        self.msg = msg
-        self.kind = kind
-        self.status = status
-        self.body = body
-        self.url = url
-
-    def __str__(self):
-        return self.msg
+        super().__init__(msg, kind=kind, url=url, status=status, body=body)
 
 
 def validate_host(host):
@@ -176,7 +169,8 @@ class OllamaClient:
             raw = resp.read()
         except (socket.timeout, TimeoutError, OSError) as err:
             raise OllamaError(
-                f"reading the answer of {path} from {self.base_url} failed: {_reason(err)}", kind="timeout"
+                f"reading the answer of {path} from {self.base_url} failed: {_reason(err)}", kind="timeout",
+                url=self.base_url + path,
             ) from err
         finally:
             resp.close()
@@ -190,11 +184,13 @@ class OllamaClient:
                 f"{raw[:200]!r}",
                 kind="protocol",
                 body=raw,
+                url=self.base_url + path,
             ) from None
 
     def stream(self, method, path, body, timeout=None, what=None):
         """Yield one decoded object per line; an `error` line raises OllamaError(kind='stream')."""
         resp = self._open(method, path, body, timeout, what)
+        url = self.base_url + path
         try:
             while True:
                 try:
@@ -204,11 +200,13 @@ class OllamaClient:
                         f"{what or path} on {self.base_url} sent nothing for {timeout or self.timeout}s "
                         f"({_reason(err)})",
                         kind="timeout",
+                        url=url,
                     ) from err
                 except OSError as err:
                     raise OllamaError(
                         f"{what or path} on {self.base_url}: the connection broke mid-stream ({_reason(err)})",
                         kind="unreachable",
+                        url=url,
                     ) from err
                 if not line:
                     return
@@ -221,9 +219,10 @@ class OllamaClient:
                     raise OllamaError(
                         f"{what or path} on {self.base_url} streamed a line that is not JSON: {line[:200]!r}",
                         kind="protocol",
+                        url=url,
                     ) from None
                 if isinstance(event, dict) and event.get("error"):
-                    raise OllamaError(error_text(line), kind="stream", body=line)
+                    raise OllamaError(error_text(line), kind="stream", body=line, url=url)
                 yield event
         finally:
             resp.close()

@@ -31,8 +31,19 @@ from __future__ import annotations
 
 import math
 
-from .k8s_quantity import QuantityError, cpu_millicores, memory_bytes
-from .sizing import DEFAULT_DECODE_EFFICIENCY, SizingError, decode_tokens_per_s, memory_needed, storage_needed
+from ansible_collections.aiplatform.ollama.plugins.module_utils.errors import InputError
+from ansible_collections.aiplatform.ollama.plugins.module_utils.k8s_quantity import (
+    QuantityError,
+    cpu_millicores,
+    memory_bytes,
+)
+from ansible_collections.aiplatform.ollama.plugins.module_utils.sizing import (
+    DEFAULT_DECODE_EFFICIENCY,
+    SizingError,
+    decode_tokens_per_s,
+    memory_needed,
+    storage_needed,
+)
 
 GIB = 1024**3
 DEFAULT_HEADROOM_PCT = 10
@@ -51,7 +62,7 @@ DEFAULT_VARIABLES = {
 }
 
 
-class PreflightError(ValueError):
+class PreflightError(InputError):
     """Input the preflight cannot judge; the message names the variable and what was found."""
 
 

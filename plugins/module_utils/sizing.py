@@ -47,6 +47,8 @@ counts until the kernel reclaims it.
 
 from __future__ import annotations
 
+from ansible_collections.aiplatform.ollama.plugins.module_utils.errors import InputError
+
 MIB = 1024 * 1024
 
 # bytes per element as (numerator, denominator): ggml's q8_0 and q4_0 blocks hold 32 elements in 34
@@ -60,7 +62,7 @@ RUNTIME_BYTES_PER_TOKEN = 768
 DEFAULT_DECODE_EFFICIENCY = 0.65
 
 
-class SizingError(ValueError):
+class SizingError(InputError):
     """Input sizing cannot use; the message names the field or argument."""
 
 

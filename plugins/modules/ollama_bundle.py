@@ -160,10 +160,20 @@ path:
   description: The bundle file.
   returned: always
   type: str
+error:
+  description:
+    - Why the task failed, for a playbook to branch on - C(kind) (for example C(unreachable), C(timeout),
+      C(http), C(not_found), C(invalid_input)) and, where known, C(url) (without its query string), the HTTP
+      C(status), an excerpt of the response C(body) (300 characters at most) and the subject (C(path),
+      C(digest), C(member)).
+  returned: failure
+  type: dict
+  sample: {kind: unreachable, url: "http://ollama.ollama.svc.cluster.local:11434/api/version"}
 """
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
+from ansible_collections.aiplatform.ollama.plugins.module_utils.errors import CollectionError, InputError  # noqa: E402
 from ansible_collections.aiplatform.ollama.plugins.module_utils.model_bundle import (  # noqa: E402
     BundleError,
     PushClient,
@@ -201,32 +211,39 @@ def main():
         required_together=REGISTRY_REQUIRED_TOGETHER,
         supports_check_mode=True,
     )
-    params, state = module.params, module.params["state"]
+    params = module.params
+    try:
+        result = run(params, module.check_mode)
+    except CollectionError as err:
+        module.fail_json(msg=str(err), changed=False, error=err.details(), path=params["path"])
+    module.exit_json(**result)
+
+
+def run(params, check_mode):
+    state = params["state"]
     for option in ("path", "store", "registry"):
         if params[option] is not None and not params[option].strip():
-            module.fail_json(msg=f"{option} is empty: give the {option} to use with state={state}", changed=False)
+            raise InputError(f"{option} is empty: give the {option} to use with state={state}")
     where = {"exported": params["store"], "imported": params["store"], "pushed": params["registry"]}[state]
     try:
         if state == "exported":
-            result = export_bundle(params["store"], params["models"], params["path"], module.check_mode)
+            result = export_bundle(params["store"], params["models"], params["path"], check_mode)
         elif state == "imported":
-            result = import_bundle(params["path"], params["store"], module.check_mode)
+            result = import_bundle(params["path"], params["store"], check_mode)
         else:
             client = PushClient.from_params(params["registry"].strip(), params)
-            result = push_bundle(params["path"], client, module.check_mode)
+            result = push_bundle(params["path"], client, check_mode)
     except BundleError as err:
-        module.fail_json(msg=f"{_VERB[state]} bundle {params['path']} ({where}): {err}", changed=False,
-                         bundle_error=err.kind, member=err.member, path=params["path"])
+        raise BundleError(f"{_VERB[state]} bundle {params['path']} ({where}): {err}", kind=err.kind,
+                          member=err.member) from err
     except RegistryError as err:
-        module.fail_json(
-            msg=f"pushing bundle {params['path']} into registry {params['registry']}: {err}. The models whose "
+        raise BundleError(
+            f"pushing bundle {params['path']} into registry {params['registry']}: {err}. The models whose "
             "manifest was not pushed are not visible there; run again to continue",
-            changed=False,
-            bundle_error="registry",
-            path=params["path"],
-        )
+            kind="registry", url=err.url, status=err.status,
+        ) from err
     result["path"] = params["path"]
-    module.exit_json(**result)
+    return result
 
 
 if __name__ == "__main__":

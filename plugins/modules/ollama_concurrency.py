@@ -204,6 +204,15 @@ host:
   description: The server's base URL.
   returned: always
   type: str
+error:
+  description:
+    - Why the task failed, for a playbook to branch on - C(kind) (for example C(unreachable), C(timeout),
+      C(http), C(not_found), C(invalid_input)) and, where known, C(url) (without its query string), the HTTP
+      C(status), an excerpt of the response C(body) (300 characters at most) and the subject (C(path),
+      C(digest), C(member)).
+  returned: failure
+  type: dict
+  sample: {kind: unreachable, url: "http://ollama.ollama.svc.cluster.local:11434/api/version"}
 """
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
@@ -215,6 +224,7 @@ from ansible_collections.aiplatform.ollama.plugins.module_utils.concurrency impo
     validate,
     violations,
 )
+from ansible_collections.aiplatform.ollama.plugins.module_utils.errors import CollectionError, InputError  # noqa: E402
 from ansible_collections.aiplatform.ollama.plugins.module_utils.model_ref import ModelRef  # noqa: E402
 from ansible_collections.aiplatform.ollama.plugins.module_utils.ollama_api import (  # noqa: E402
     OLLAMA_COMMON_ARGS,
@@ -241,29 +251,36 @@ def main():
     params = module.params
     bounds = {option: params[option] for option in BOUNDS}
     try:
+        result = measure(params, bounds)
+    except CollectionError as err:
+        module.fail_json(msg=str(err), changed=False, error=err.details())
+    if result["violations"]:
+        module.fail_json(
+            msg="concurrency check of {} at {}: {}. Measured: {}".format(
+                result["model"], result["host"], "; ".join(result["violations"]), result["summary"]
+            ),
+            **result,
+        )
+    module.exit_json(**result)
+
+
+def measure(params, bounds):
+    try:
         validate(params["requests"], params["max_tokens"], bounds)
-        ref = ModelRef.parse(params["name"])
         client = OllamaClient.from_params(params)
-    except ValueError as err:  # ModelRefError is one
-        module.fail_json(msg=str(err))
+    except ValueError as err:
+        raise InputError(str(err)) from err
+    ref = ModelRef.parse(params["name"])
     try:
         stats = run_chat_batch(
             client, ref.short, params["requests"], params["prompt"], params["max_tokens"], params["seed"],
             params["load_timeout"],
         )
     except OllamaError as err:
-        module.fail_json(msg=f"concurrency check of {ref.short}: {err}", model=ref.full, host=client.base_url)
-    broken = violations(stats, bounds)
-    summary = describe(stats)
-    result = dict(stats, changed=False, summary=summary, violations=broken, model=ref.full, host=client.base_url)
-    if broken:
-        module.fail_json(
-            msg="concurrency check of {} at {}: {}. Measured: {}".format(
-                ref.short, client.base_url, "; ".join(broken), summary
-            ),
-            **result,
-        )
-    module.exit_json(**result)
+        raise OllamaError(f"concurrency check of {ref.short}: {err}", kind=err.kind, status=err.status,
+                          body=err.body, url=err.url) from err
+    return dict(stats, changed=False, summary=describe(stats), violations=violations(stats, bounds), model=ref.full,
+                host=client.base_url)
 
 
 if __name__ == "__main__":

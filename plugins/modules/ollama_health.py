@@ -201,13 +201,23 @@ levels:
   description: Per level, whether it passed, how long it took and what was seen.
   returned: always
   type: dict
+error:
+  description:
+    - Why the task failed, for a playbook to branch on - C(kind) (for example C(unreachable), C(timeout),
+      C(http), C(not_found), C(invalid_input)) and, where known, C(url) (without its query string), the HTTP
+      C(status), an excerpt of the response C(body) (300 characters at most) and the subject (C(path),
+      C(digest), C(member)).
+  returned: failure
+  type: dict
+  sample: {kind: unreachable, url: "http://ollama.ollama.svc.cluster.local:11434/api/version"}
 """
 
 import time  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
-from ansible_collections.aiplatform.ollama.plugins.module_utils.model_ref import ModelRef, ModelRefError  # noqa: E402
+from ansible_collections.aiplatform.ollama.plugins.module_utils.errors import CollectionError, InputError  # noqa: E402
+from ansible_collections.aiplatform.ollama.plugins.module_utils.model_ref import ModelRef  # noqa: E402
 from ansible_collections.aiplatform.ollama.plugins.module_utils.ollama_api import (  # noqa: E402
     OLLAMA_COMMON_ARGS,
     OllamaClient,
@@ -396,31 +406,35 @@ def main():
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     params = module.params
+    try:
+        result = probe(module, params)
+    except CollectionError as err:
+        module.fail_json(msg=str(err), changed=False, error=err.details())
+    if not result["healthy"] and params["fail_on_unhealthy"]:
+        module.fail_json(
+            msg="Ollama at {} failed the {} check: {}".format(result["host"], result["failed_level"], result["reason"]),
+            **result,
+        )
+    module.exit_json(**result)
+
+
+def probe(module, params):
+    """Run the levels up to the one asked for; InputError for options that cannot work together."""
     top = params["level"] or ("openai" if params["name"] else "version")
     ref = None
     if LEVELS.index(top) >= LEVELS.index("model"):
         if not params["name"]:
-            module.fail_json(msg=f"level {top!r} checks a model: set name (e.g. name: qwen2.5:72b) or a lower level")
-        try:
-            ref = ModelRef.parse(params["name"])
-        except ModelRefError as err:
-            module.fail_json(msg=str(err))
+            raise InputError(f"level {top!r} checks a model: set name (e.g. name: qwen2.5:72b) or a lower level")
+        ref = ModelRef.parse(params["name"])
     try:
         client = OllamaClient.from_params(params)
     except ValueError as err:
-        module.fail_json(msg=str(err))
+        raise InputError(str(err)) from err
     result = Probe(module, client, ref).run(top)
     if ref is not None:
         result["model"] = ref.full
     result["host"] = client.base_url
-    if not result["healthy"] and params["fail_on_unhealthy"]:
-        module.fail_json(
-            msg="Ollama at {} failed the {} check: {}".format(
-                client.base_url, result["failed_level"], result["reason"]
-            ),
-            **result,
-        )
-    module.exit_json(**result)
+    return result
 
 
 if __name__ == "__main__":

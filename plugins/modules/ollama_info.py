@@ -111,10 +111,20 @@ loaded:
     context_length:
       description: Context length it was loaded with.
       type: int
+error:
+  description:
+    - Why the task failed, for a playbook to branch on - C(kind) (for example C(unreachable), C(timeout),
+      C(http), C(not_found), C(invalid_input)) and, where known, C(url) (without its query string), the HTTP
+      C(status), an excerpt of the response C(body) (300 characters at most) and the subject (C(path),
+      C(digest), C(member)).
+  returned: failure
+  type: dict
+  sample: {kind: unreachable, url: "http://ollama.ollama.svc.cluster.local:11434/api/version"}
 """
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
+from ansible_collections.aiplatform.ollama.plugins.module_utils.errors import CollectionError, InputError  # noqa: E402
 from ansible_collections.aiplatform.ollama.plugins.module_utils.model_ref import ModelRef, ModelRefError  # noqa: E402
 from ansible_collections.aiplatform.ollama.plugins.module_utils.ollama_api import (  # noqa: E402
     OLLAMA_COMMON_ARGS,
@@ -165,16 +175,26 @@ def describe_loaded(entry):
 def main():
     module = AnsibleModule(argument_spec=dict(OLLAMA_COMMON_ARGS), supports_check_mode=True)
     try:
-        client = OllamaClient.from_params(module.params)
-    except ValueError as err:
-        module.fail_json(msg=str(err))
+        result = read_state(module.params)
+    except CollectionError as err:
+        module.fail_json(msg=str(err), changed=False, error=err.details())
+    module.exit_json(changed=False, **result)
+
+
+def read_state(params):
     try:
-        version = client.version()
-        models = [describe_model(m) for m in client.models()]
-        loaded = [describe_loaded(m) for m in client.running()]
+        client = OllamaClient.from_params(params)
+    except ValueError as err:
+        raise InputError(str(err)) from err
+    try:
+        return {
+            "version": client.version() or "",
+            "models": [describe_model(m) for m in client.models()],
+            "loaded": [describe_loaded(m) for m in client.running()],
+        }
     except OllamaError as err:
-        module.fail_json(msg=f"reading the state of the Ollama server at {client.base_url}: {err}")
-    module.exit_json(changed=False, version=version or "", models=models, loaded=loaded)
+        raise OllamaError(f"reading the state of the Ollama server at {client.base_url}: {err}", kind=err.kind,
+                          status=err.status, body=err.body, url=err.url) from err
 
 
 if __name__ == "__main__":

@@ -159,13 +159,23 @@ bytes_per_second:
   description: Average download rate of the pull.
   returned: always
   type: float
+error:
+  description:
+    - Why the task failed, for a playbook to branch on - C(kind) (for example C(unreachable), C(timeout),
+      C(http), C(not_found), C(invalid_input)) and, where known, C(url) (without its query string), the HTTP
+      C(status), an excerpt of the response C(body) (300 characters at most) and the subject (C(path),
+      C(digest), C(member)).
+  returned: failure
+  type: dict
+  sample: {kind: unreachable, url: "http://ollama.ollama.svc.cluster.local:11434/api/version"}
 """
 
 import time  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
-from ansible_collections.aiplatform.ollama.plugins.module_utils.model_ref import ModelRef, ModelRefError  # noqa: E402
+from ansible_collections.aiplatform.ollama.plugins.module_utils.errors import CollectionError, InputError  # noqa: E402
+from ansible_collections.aiplatform.ollama.plugins.module_utils.model_ref import ModelRef  # noqa: E402
 from ansible_collections.aiplatform.ollama.plugins.module_utils.ollama_api import (  # noqa: E402
     OLLAMA_COMMON_ARGS,
     OllamaClient,
@@ -257,14 +267,18 @@ class ModelTask:
             bytes_per_second=0.0,
         )
 
-    def fail(self, msg, **extra):
-        self.module.fail_json(msg=msg, **dict(self.result, **extra))
+    def fail(self, msg, cause=None):
+        """Stop with `msg`; the structured context is the cause's (an OllamaError or RegistryError)."""
+        if cause is None:
+            raise CollectionError(msg, kind="protocol", url=self.client.base_url)
+        raise CollectionError(msg, kind=cause.kind, url=cause.url, status=cause.status,
+                              body=getattr(cause, "body", None)) from cause
 
     def local(self):
         try:
             return self.client.find_model(self.ref)
         except OllamaError as err:
-            self.fail(f"listing the models on {self.client.base_url} to check {self.ref.short}: {err}")
+            self.fail(f"listing the models on {self.client.base_url} to check {self.ref.short}: {err}", err)
 
     def registry_view(self):
         registry = RegistryClient.from_params(self.ref.host, self.params)
@@ -302,11 +316,8 @@ class ModelTask:
                 progress.feed(event)
                 report.write(progress.snapshot(self.ref.short))
         except OllamaError as err:
-            self.fail(
-                explain_pull_error(err, self.ref, self.client.base_url, self.params["insecure"]),
-                server_error=err.msg,
-                bytes_transferred=progress.transferred,
-            )
+            self.result["bytes_transferred"] = progress.transferred
+            self.fail(explain_pull_error(err, self.ref, self.client.base_url, self.params["insecure"]), err)
         finally:
             report.remove()
         if progress.status != "success":
@@ -335,9 +346,9 @@ class ModelTask:
                         self.client.delete(before.get("model") or before.get("name"))
                     except OllamaError as err:
                         if err.status != 404:
-                            self.fail(f"deleting {self.ref.short} on {self.client.base_url}: {err}")
+                            self.fail(f"deleting {self.ref.short} on {self.client.base_url}: {err}", err)
                 after = None
-            self.finish(before, after)
+            return self.finish(before, after)
 
         remote = None
         if state == "present" and check and not before:
@@ -351,32 +362,31 @@ class ModelTask:
                 self.result["registry_digest"] = remote["ollama_digest"]
             except RegistryError as err:
                 if err.kind != "unreachable" or check:
-                    self.fail(f"looking up the current manifest of {self.ref.short} in registry {self.ref.host}: {err}")
+                    self.fail(f"looking up the current manifest of {self.ref.short} in registry {self.ref.host}: {err}",
+                              err)
                 self.module.warn(
                     f"registry {self.ref.host} is not reachable from this host ({err}); pulling through the server "
                     "and comparing digests instead"
                 )
 
         if before and state == "present":
-            self.finish(before, before)
+            return self.finish(before, before)
         if before and remote and _hex(before.get("digest")) in (_hex(remote["digest"]), _hex(remote["ollama_digest"])):
-            self.finish(before, before)
+            return self.finish(before, before)
 
-        self.result["action"] = "pulled"
         if check:
-            self.result["changed"] = True
+            self.result.update(changed=True, action="pulled")
             planned = (
                 {"digest": remote["ollama_digest"], "size": remote["size"]} if remote else {"digest": "", "size": 0}
             )
-            self.finish(before, planned, planned=True)
+            return self.finish(before, planned, planned=True)
         self.pull(remote)
         after = self.local()
         if not after:
             self.fail(f"the server reported success pulling {self.ref.short} but does not list it afterwards")
         self.result["changed"] = not before or _hex(before.get("digest")) != _hex(after.get("digest"))
-        if not self.result["changed"]:
-            self.result["action"] = "none"
-        self.finish(before, after)
+        self.result["action"] = "pulled" if self.result["changed"] else "none"
+        return self.finish(before, after)
 
     def finish(self, before, after, planned=False):
         after_state = after if planned else _state(after)
@@ -391,7 +401,7 @@ class ModelTask:
                 "before_header": f"{self.ref.short} on {self.client.base_url}",
                 "after_header": f"{self.ref.short} on {self.client.base_url}",
             }
-        self.module.exit_json(**self.result)
+        return self.result
 
 
 def main():
@@ -405,15 +415,20 @@ def main():
     )
     module = AnsibleModule(argument_spec=argument_spec, required_together=REGISTRY_REQUIRED_TOGETHER,
                            supports_check_mode=True)
+    task = None
     try:
         ref = ModelRef.parse(module.params["name"])
-    except ModelRefError as err:
-        module.fail_json(msg=str(err), changed=False)
-    try:
-        client = OllamaClient.from_params(module.params)
-    except ValueError as err:
-        module.fail_json(msg=str(err), changed=False)
-    ModelTask(module, ref, client).run()
+        try:
+            client = OllamaClient.from_params(module.params)
+        except ValueError as err:
+            raise InputError(str(err)) from err
+        task = ModelTask(module, ref, client)
+        result = task.run()
+    except CollectionError as err:
+        # a failed task did nothing it can vouch for: changed false, action none
+        done = task.result if task else {}
+        module.fail_json(msg=str(err), **dict(done, changed=False, action="none", error=err.details()))
+    module.exit_json(**result)
 
 
 if __name__ == "__main__":

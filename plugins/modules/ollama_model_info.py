@@ -363,17 +363,26 @@ memory:
           the KV cache. It leaves out the compute buffer, the input embeddings and the processes, so it is
           smaller than what the pod uses.
       type: int
+error:
+  description:
+    - Why the task failed, for a playbook to branch on - C(kind) (for example C(unreachable), C(timeout),
+      C(http), C(not_found), C(invalid_input)) and, where known, C(url) (without its query string), the HTTP
+      C(status), an excerpt of the response C(body) (300 characters at most) and the subject (C(path),
+      C(digest), C(member)).
+  returned: failure
+  type: dict
+  sample: {kind: unreachable, url: "http://ollama.ollama.svc.cluster.local:11434/api/version"}
 """
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
+from ansible_collections.aiplatform.ollama.plugins.module_utils.errors import CollectionError, InputError  # noqa: E402
 from ansible_collections.aiplatform.ollama.plugins.module_utils.model_info import (  # noqa: E402
-    ModelInfoError,
     RangeRegistryClient,
     from_registry,
     from_store,
 )
-from ansible_collections.aiplatform.ollama.plugins.module_utils.model_ref import ModelRef, ModelRefError  # noqa: E402
+from ansible_collections.aiplatform.ollama.plugins.module_utils.model_ref import ModelRef  # noqa: E402
 from ansible_collections.aiplatform.ollama.plugins.module_utils.ollama_registry import (  # noqa: E402
     REGISTRY_ARGS,
     REGISTRY_REQUIRED_TOGETHER,
@@ -410,27 +419,28 @@ def main():
         required_together=REGISTRY_REQUIRED_TOGETHER,
         supports_check_mode=True,
     )
-    params = module.params
+    try:
+        info = describe(module.params)
+    except CollectionError as err:
+        fix = _FIX.get(err.kind)
+        module.fail_json(msg=f"{err} ({fix})" if fix else str(err), changed=False, error=err.details())
+    module.exit_json(changed=False, **info)
+
+
+def describe(params):
     for option in ("num_ctx", "num_parallel"):
         if params[option] < 1:
-            module.fail_json(msg=f"{option} must be at least 1, got {params[option]}", changed=False)
-    try:
-        ref = ModelRef.parse(params["name"])
-    except ModelRefError as err:
-        module.fail_json(msg=str(err), changed=False)
-    try:
-        if params["path"]:
-            info = from_store(params["path"], ref)
-        else:
-            info = from_registry(RangeRegistryClient.from_params(ref.host, params), ref)
-    except ModelInfoError as err:
-        fix = _FIX.get(err.kind)
-        module.fail_json(msg=f"{err} ({fix})" if fix else str(err), changed=False, error_kind=err.kind)
+            raise InputError(f"{option} must be at least 1, got {params[option]}")
+    ref = ModelRef.parse(params["name"])
+    if params["path"]:
+        info = from_store(params["path"], ref)
+    else:
+        info = from_registry(RangeRegistryClient.from_params(ref.host, params), ref)
     try:
         info["memory"] = memory_needed(info, params["num_ctx"], params["num_parallel"], params["kv_cache_type"])
     except SizingError as err:
-        module.fail_json(msg=f"sizing {ref.short}: {err}", changed=False, **info)
-    module.exit_json(changed=False, **info)
+        raise SizingError(f"sizing {ref.short}: {err}") from err
+    return info
 
 
 if __name__ == "__main__":

@@ -140,7 +140,7 @@ def test_push_to_an_unreachable_registry_fails_clearly(exported):
     host = f"127.0.0.1:{free_port()}"
     result = bundle_module(dict(state="pushed", path=str(exported["path"]), registry=host, insecure=True,
                                 timeout=5))
-    assert result["failed"] and result["bundle_error"] == "registry"
+    assert result["failed"] and result["error"]["kind"] == "registry"
     assert f"cannot reach registry {host}" in result["msg"] and "run again" in result["msg"], result["msg"]
 
 
@@ -193,7 +193,7 @@ def test_malicious_bundle_is_refused_and_nothing_is_written(exported, other_mode
     parent = other_model_store.parent
     before = tree(parent)
     result = bundle_module(dict(state="imported", path=str(bad), store=str(other_model_store)))
-    assert result["failed"] and result["bundle_error"] == kind, result
+    assert result["failed"] and result["error"]["kind"] == kind, result
     assert str(bad) in result["msg"] and "nothing was written" in result["msg"], result["msg"]
     assert tree(parent) == before
     assert not Path("/tmp/aiplatform-bundle-escaped").exists()

@@ -203,14 +203,14 @@ def test_a_header_past_the_first_range_is_read_in_doubling_ranges(module_runner,
 
 def test_unknown_model_names_model_and_registry(module_runner, registry):
     result = module_runner("ollama_model_info", {"name": f"{registry.host}/itest/info-absent:v9", "insecure": True})
-    assert result["failed"] is True and result["error_kind"] == "not_found"
+    assert result["failed"] is True and result["error"]["kind"] == "not_found"
     assert f"itest/info-absent:v9 not found in registry {registry.host}" in result["msg"]
 
 
 def test_unreachable_registry_names_it(module_runner):
     closed = f"127.0.0.1:{free_port()}"
     result = module_runner("ollama_model_info", {"name": f"{closed}/library/x:v1", "insecure": True, "timeout": 5})
-    assert result["failed"] is True and result["error_kind"] == "unreachable"
+    assert result["failed"] is True and result["error"]["kind"] == "unreachable"
     assert f"cannot reach registry {closed}" in result["msg"]
 
 
@@ -224,7 +224,7 @@ def test_a_model_layer_that_is_not_gguf(module_runner, proxy, models):
     _files, published = models
     since = proxy.mark()
     result = module_runner("ollama_model_info", {"name": via(proxy, published["text"]), "insecure": True})
-    assert result["failed"] is True and result["error_kind"] == "not_gguf"
+    assert result["failed"] is True and result["error"]["kind"] == "not_gguf"
     assert published["text"].manifest["layers"][0]["digest"] in result["msg"]
     assert "itest/info-text:v1" in result["msg"] and "not a GGUF file" in result["msg"]
     # one range was enough to tell

@@ -135,6 +135,10 @@ def test_model_missing_from_registry_names_model_registry_and_server(module_runn
     assert result["failed"], result
     assert f"model {ref} was not found in registry {registry.host}" in result["msg"]
     assert ollama.url in result["msg"] and "file does not exist" in result["msg"]
+    # a failed pull did nothing it can vouch for, and says why in a form a playbook can branch on
+    assert result["changed"] is False and result["action"] == "none", result
+    # the server answered 200 and then reported the error inside its progress stream
+    assert result["error"]["kind"] == "stream" and result["error"]["url"].endswith("/api/pull"), result
     latest = module_runner("ollama_model", dict(name=ref, state="latest", host=ollama.url, insecure=True))
     assert latest["failed"] and "HTTP 404" in latest["msg"] and "MANIFEST_UNKNOWN" in latest["msg"], latest
     assert tags(ollama) == before
@@ -165,6 +169,7 @@ def test_server_unreachable_fails_fast_naming_the_host(module_runner):
     assert time.monotonic() - started < 5
     assert result["failed"] and f"cannot reach the Ollama server at {host}" in result["msg"], result
     assert "qwen2.5:latest" in result["msg"]
+    assert result["error"] == {"kind": "unreachable", "url": f"{host}/api/tags"} and result["action"] == "none"
 
 
 def test_disk_full_on_the_servers_store_is_reported(module_runner, registry, model_factory, tmp_path):

@@ -88,7 +88,7 @@ def test_unknown_model_names_model_and_store(module_runner, store):
     result = module_runner("ollama_model_info", {"name": "unit/absent:v1", "path": str(root)})
     assert result["failed"] is True
     assert "model unit/absent:v1 is not in the store" in result["msg"] and str(root) in result["msg"]
-    assert result["error_kind"] == "not_found"
+    assert result["error"]["kind"] == "not_found"
 
 
 def test_missing_store_directory(module_runner, tmp_path):
@@ -100,7 +100,7 @@ def test_a_layer_that_is_not_gguf(module_runner, tmp_path):
     root = tmp_path / "models"
     manifest = seed(root, "unit/text:v1", [(b"just some text, no weights\n" * 50, MODEL)])
     result = module_runner("ollama_model_info", {"name": "unit/text:v1", "path": str(root)})
-    assert result["failed"] is True and result["error_kind"] == "not_gguf"
+    assert result["failed"] is True and result["error"]["kind"] == "not_gguf"
     assert manifest["layers"][0]["digest"] in result["msg"] and "unit/text:v1" in result["msg"]
     assert "is not a GGUF file" in result["msg"]
 
@@ -117,7 +117,7 @@ def test_a_missing_blob(module_runner, store):
     root, manifest = store
     os.remove(OllamaStore(str(root)).blob_path(manifest["layers"][0]["digest"]))
     result = module_runner("ollama_model_info", {"name": "unit/tiny:v1", "path": str(root)})
-    assert result["failed"] is True and result["error_kind"] == "not_found"
+    assert result["failed"] is True and result["error"]["kind"] == "not_found"
     assert "is missing from" in result["msg"] and manifest["layers"][0]["digest"] in result["msg"]
 
 
