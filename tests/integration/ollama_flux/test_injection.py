@@ -1,6 +1,7 @@
-"""Names and values cannot inject: every role checks model names with the modules' parser before it
-writes or applies anything, and the align-threads init container takes its names from its
-environment, so the script that runs in the pod is the same text whatever the model is."""
+"""Names and values cannot inject: every role checks model names with the modules' parser, and object
+names and GitOps paths with the dns_label and repo_path filters, before it writes or applies anything;
+the align-threads init container takes its names from its environment, so the script that runs in the
+pod is the same text whatever the model is."""
 
 from __future__ import annotations
 
@@ -33,6 +34,30 @@ def test_deploy_refuses_the_model_name_and_writes_nothing(run_deploy, tmp_path, 
                              "ollama_flux_model": name})
     assert run.returncode != 0
     assert "ollama_flux_model: model name" in run.said, run.output[-3000:]
+    assert not target.exists()
+
+
+# the object names and GitOps paths each role writes into manifests, scripts and files
+NAMES = {
+    "ollama_flux_namespace": "deploy.yml",
+    "ollama_flux_pvc_name": "deploy.yml",
+    "ollama_flux_gitops_app_path": "deploy.yml",
+    "model_cache_namespace": "seed_models.yml",
+    "model_cache_pvc_name": "seed_models.yml",
+    "model_cache_gitops_app_path": "seed_models.yml",
+}
+
+
+@pytest.mark.parametrize("variable", list(NAMES))
+@pytest.mark.parametrize("value", list(HOSTILE.values()), ids=list(HOSTILE))
+def test_names_and_paths_are_refused_naming_the_variable(work_tree_collections, tmp_path, variable, value):
+    target = tmp_path / "repo"
+    extra = {"ollama_flux_mode": "gitops", "ollama_flux_gitops_dir": str(target), "model_cache_mode": "gitops",
+             "model_cache_gitops_dir": str(target), "preflight_mode": "off", variable: value}
+    run = run_playbook(work_tree_collections, NAMES[variable], "dev", extra)
+    assert run.returncode != 0
+    rule = "not a path inside the repository" if variable.endswith("_path") else "not a DNS label"
+    assert f"{variable} is " in run.said and rule in run.said, run.output[-3000:]
     assert not target.exists()
 
 
