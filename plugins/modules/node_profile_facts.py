@@ -17,6 +17,10 @@ description:
     virtualization or container detection.
   - Adds the recommended Ollama C(num_thread) for a CPU limit and the memory budget left for the Ollama pod.
   - Fails, or warns, when a required ISA extension is missing, naming the CPU model and the SIMD flags found.
+  - With O(measure_bandwidth), measures the node's memory bandwidth (STREAM's Copy kernel in one forked
+    worker per physical core of one NUMA node, a few seconds), the ceiling of CPU decode speed, into
+    C(ollama_node_profile.memory_bandwidth). An earlier measurement in O(bandwidth_facts_file) of the same
+    hardware is reused instead, so a node is measured once.
   - Changes nothing on the target. Needs no package beyond Python's standard library.
 author:
   - AI Platform team (@aiplatform)
@@ -58,6 +62,34 @@ options:
       - Directory holding C(proc) and C(sys) to read, for a mounted image or recorded outputs.
     type: path
     default: /
+  measure_bandwidth:
+    description:
+      - Measure the memory bandwidth of the machine the module runs on (so only with O(root=/)).
+      - "Method: STREAM's Copy kernel (U(https://www.cs.virginia.edu/stream/ref.html)). One forked worker per
+        physical core of the first NUMA node, bound to that node's cores, copies its own source array into its own
+        destination array with one C(memcpy) (the source arrays together at least 256 MiB and 4 x the last-level
+        caches); repetitions start together and run for O(bandwidth_seconds), 10 at least; the best is reported,
+        counting bytes read plus bytes written. Processes, not threads: CPython holds the GIL while it copies."
+      - Needs the source and destination arrays in memory for those seconds, at most a quarter of
+        C(MemAvailable); a measurement that cannot run is reported in C(memory_bandwidth_status), never failed on.
+    type: bool
+    default: false
+  bandwidth_workers:
+    description:
+      - Workers copying at once; V(0) is one per physical core of the first NUMA node.
+    type: int
+    default: 0
+  bandwidth_seconds:
+    description:
+      - Seconds of timed repetitions after the untimed first copy.
+    type: float
+    default: 2.0
+  bandwidth_facts_file:
+    description:
+      - A JSON file an earlier run left (the C(node_tuning) role's local facts file). Its C(memory_bandwidth) is
+        reused instead of measuring again when it was taken with the same method on the same CPU model, CPU count,
+        NUMA nodes and memory size.
+    type: path
 attributes:
   check_mode:
     support: full
@@ -85,6 +117,16 @@ EXAMPLES = r"""
 - name: Show the recommendation
   ansible.builtin.debug:
     msg: "num_thread={{ ollama_node_profile.recommended_num_thread }}"
+
+- name: Measure the memory bandwidth once, reusing what an earlier run recorded
+  aiplatform.ollama.node_profile_facts:
+    measure_bandwidth: true
+    bandwidth_facts_file: /etc/ansible/facts.d/ollama_node.fact
+
+- name: Show it
+  ansible.builtin.debug:
+    msg: "{{ ollama_node_profile.memory_bandwidth.gb_per_s }} GB/s"
+  when: ollama_node_profile.memory_bandwidth
 """
 
 RETURN = r"""
@@ -165,6 +207,31 @@ ansible_facts:
           description: First physical core of every NUMA node, for kubelet C(reservedSystemCPUs).
           type: str
           sample: "0,40"
+        memory_bandwidth:
+          description:
+            - The measured memory bandwidth (see O(measure_bandwidth)); null when not measured.
+            - C(bytes_per_s) and C(gb_per_s) are the best repetition, C(median_gb_per_s) the median; C(workers),
+              C(cpus), C(array_bytes) (each worker's array), C(repetitions) and C(huge_pages) say how it was taken,
+              C(method) and C(fingerprint) (CPU model, CPUs, NUMA nodes, memory GiB) when a later run may reuse it.
+          type: dict
+          sample:
+            bytes_per_s: 31400000000
+            gb_per_s: 31.4
+            median_gb_per_s: 29.8
+            method: stream-copy-fork-memcpy-v1
+            workers: 2
+            cpus: [0, 1]
+            array_bytes: 134217728
+            bytes_per_repetition: 536870912
+            repetitions: 120
+            huge_pages: true
+            fingerprint: {cpu_model: AMD EPYC, logical_cpus: 2, numa_nodes: 1, memory_total_gib: 24}
+        memory_bandwidth_status:
+          description:
+            - Where C(memory_bandwidth) comes from, C(source) V(measured), V(reused), V(skipped) or V(failed),
+              with the C(reason) and the C(seconds) the measurement took.
+          type: dict
+          sample: {source: measured, reason: "/etc/ansible/facts.d/ollama_node.fact does not exist yet", seconds: 2.4}
 ollama_node_profile:
   description: The profile, returned instead of the fact when the module fails on a missing ISA extension.
   returned: failed
@@ -184,6 +251,7 @@ isa_message:
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
+from ansible_collections.aiplatform.ollama.plugins.module_utils.memory_bandwidth import node_bandwidth  # noqa: E402
 from ansible_collections.aiplatform.ollama.plugins.module_utils.node_profile import (  # noqa: E402
     build_profile,
     isa_failure,
@@ -200,10 +268,21 @@ def run_module():
             "sysctl_keys": {"type": "list", "elements": "str", "no_log": False,
                             "default": ["vm.swappiness", "kernel.numa_balancing", "vm.overcommit_memory"]},
             "root": {"type": "path", "default": "/"},
+            "measure_bandwidth": {"type": "bool", "default": False},
+            "bandwidth_workers": {"type": "int", "default": 0},
+            "bandwidth_seconds": {"type": "float", "default": 2.0},
+            "bandwidth_facts_file": {"type": "path"},
         },
         supports_check_mode=True,
     )
     params = module.params
+    if params["measure_bandwidth"] and params["root"] != "/":
+        module.fail_json(msg=f"measure_bandwidth measures the machine the module runs on, but root is "
+                             f"{params['root']!r}, a recorded tree: set measure_bandwidth false, or root /")
+    if params["bandwidth_workers"] < 0 or params["bandwidth_seconds"] < 0:
+        module.fail_json(msg=f"bandwidth_workers ({params['bandwidth_workers']}) and bandwidth_seconds "
+                             f"({params['bandwidth_seconds']}) must not be negative: use 0 for the defaults' "
+                             "one worker per physical core and the minimum of repetitions")
     try:
         profile = build_profile(
             root=params["root"],
@@ -230,6 +309,11 @@ def run_module():
         module.fail_json(msg=message, ollama_node_profile=profile, **result)
     if message and params["isa_policy"] == "warn":
         module.warn(message)
+    profile["memory_bandwidth"], profile["memory_bandwidth_status"] = node_bandwidth(
+        profile, params["measure_bandwidth"], facts_file=params["bandwidth_facts_file"],
+        workers=params["bandwidth_workers"], root=params["root"], budget_seconds=params["bandwidth_seconds"])
+    if profile["memory_bandwidth_status"]["source"] == "failed":
+        module.warn(f"memory bandwidth not measured: {profile['memory_bandwidth_status']['reason']}")
     module.exit_json(**result)
 
 

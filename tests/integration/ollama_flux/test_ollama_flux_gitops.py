@@ -65,7 +65,8 @@ def test_cluster_vars_reproduce_the_seed_table(rendered, seed_table, environment
 
 def test_stage_lists_only_its_overrides(rendered):
     prod = (rendered["prod"].stage / "environment.env").read_text()
-    assert "OLLAMA_CPU_LIMIT=2000m" in prod and "OLLAMA_MEMORY_LIMIT=52Gi" in prod and "OLLAMA_STORAGE_SIZE=100Gi" in prod
+    assert "OLLAMA_CPU_LIMIT=2000m" in prod and "OLLAMA_MEMORY_LIMIT=52Gi" in prod
+    assert "OLLAMA_STORAGE_SIZE=100Gi" in prod
     assert "OLLAMA_CPU_REQUEST" not in prod and "OLLAMA_MODEL=" not in prod
     # both stages render the very same base, so one repository holds both
     assert (rendered["dev"].root / "base" / "services" / "environment.env").read_bytes() == (

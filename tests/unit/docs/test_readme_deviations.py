@@ -3,7 +3,6 @@ are the seed's, its value is the one both inventories set, and no deviation goes
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import yaml
