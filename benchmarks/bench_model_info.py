@@ -27,109 +27,19 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 import tempfile
 import time
 import urllib.request
 from pathlib import Path
 
-from benchmarks.measure import PROJECT_ROOT, module_env, run_module, stopped_since
+from benchmarks.measure import module_env, run_module, stopped_since
 from tests.services import process
+from tests.services.models import make_quantised_model
 from tests.services.ollama import OllamaServer
 from tests.services.registry import Registry
 
 SIZE_MB = 1024
 NUM_CTX = 256  # a multiple of 256 (llama.cpp pads the context to one); filled, so a full batch runs
-N_EMBD, N_HEAD, N_HEAD_KV, N_FF = 2048, 16, 4, 5632
-
-
-def write_quantised_model(path: Path, seed: int, size_mb: int) -> Path:
-    """A Q4_K_M llama of about size_mb MiB (see the module docstring). Run it in a child process
-    (make_quantised_model): the writer holds every tensor until it writes the file."""
-    import gguf
-    import numpy as np
-
-    from tests.services.models import add_llama_vocab
-
-    q4k, q6k, f32 = gguf.GGMLQuantizationType.Q4_K, gguf.GGMLQuantizationType.Q6_K, gguf.GGMLQuantizationType.F32
-    rng = np.random.default_rng(seed)
-
-    def blocks(rows: int, cols: int, ggml_type) -> np.ndarray:
-        block, size = gguf.GGML_QUANT_SIZES[ggml_type]
-        raw = np.frombuffer(rng.bytes(rows * cols // block * size), dtype=np.uint8).copy()
-        raw = raw.reshape(rows, cols // block, size)
-        # the f16 scales: small, so that activations stay finite; the rest (sub-block scales, quants)
-        # is random. Q4_K starts with d and dmin, Q6_K ends with d.
-        scale = np.frombuffer(np.float16(1e-4).tobytes(), dtype=np.uint8)
-        if ggml_type == q4k:
-            raw[..., 0:2] = scale
-            raw[..., 2:4] = scale
-        else:
-            raw[..., size - 2:size] = scale
-        return raw.reshape(rows, cols // block * size)
-
-    def nbytes(rows: int, cols: int, ggml_type) -> int:
-        block, size = gguf.GGML_QUANT_SIZES[ggml_type]
-        return rows * cols // block * size
-
-    head_dim = N_EMBD // N_HEAD
-    kv = N_HEAD_KV * head_dim
-    per_layer = (2 * nbytes(N_EMBD, N_EMBD, q4k) + nbytes(kv, N_EMBD, q4k) + nbytes(kv, N_EMBD, q6k)
-                 + 3 * nbytes(N_FF, N_EMBD, q4k))
-    n_layer = max(1, -(-size_mb * (1 << 20) // per_layer))
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".partial")
-    writer = gguf.GGUFWriter(str(tmp), "llama")
-    writer.add_name(f"bench-q4km-{size_mb}mb-seed{seed}")
-    writer.add_context_length(4096)
-    writer.add_embedding_length(N_EMBD)
-    writer.add_block_count(n_layer)
-    writer.add_feed_forward_length(N_FF)
-    writer.add_head_count(N_HEAD)
-    writer.add_head_count_kv(N_HEAD_KV)
-    writer.add_rope_dimension_count(head_dim)
-    writer.add_rope_freq_base(10000.0)
-    writer.add_layer_norm_rms_eps(1e-5)
-    writer.add_file_type(gguf.LlamaFileType.MOSTLY_Q4_K_M)
-    n_vocab = add_llama_vocab(writer)
-
-    def add(name: str, rows: int, cols: int, ggml_type) -> None:
-        writer.add_tensor(name, blocks(rows, cols, ggml_type), raw_dtype=ggml_type)
-
-    add("token_embd.weight", n_vocab, N_EMBD, q4k)
-    for i in range(n_layer):
-        writer.add_tensor(f"blk.{i}.attn_norm.weight", np.ones(N_EMBD, dtype=np.float32), raw_dtype=f32)
-        add(f"blk.{i}.attn_q.weight", N_EMBD, N_EMBD, q4k)
-        add(f"blk.{i}.attn_k.weight", kv, N_EMBD, q4k)
-        add(f"blk.{i}.attn_v.weight", kv, N_EMBD, q6k)
-        add(f"blk.{i}.attn_output.weight", N_EMBD, N_EMBD, q4k)
-        writer.add_tensor(f"blk.{i}.ffn_norm.weight", np.ones(N_EMBD, dtype=np.float32), raw_dtype=f32)
-        add(f"blk.{i}.ffn_gate.weight", N_FF, N_EMBD, q4k)
-        add(f"blk.{i}.ffn_up.weight", N_FF, N_EMBD, q4k)
-        add(f"blk.{i}.ffn_down.weight", N_EMBD, N_FF, q4k)
-    writer.add_tensor("output_norm.weight", np.ones(N_EMBD, dtype=np.float32), raw_dtype=f32)
-    add("output.weight", n_vocab, N_EMBD, q6k)
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
-    tmp.replace(path)
-    return path
-
-
-def make_quantised_model(path: Path, seed: int, size_mb: int) -> float:
-    """Write the model in a child process, so the benchmark never holds the weights; seconds it took."""
-    code = (
-        f"from pathlib import Path; from benchmarks.bench_model_info import write_quantised_model; "
-        f"write_quantised_model(Path({str(path)!r}), seed={seed}, size_mb={size_mb})"
-    )
-    started = time.monotonic()
-    subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, check=True)
-    return time.monotonic() - started
-
-
 def _api(server: OllamaServer, path: str, body: dict | None = None, timeout: float = 1800) -> dict:
     data = json.dumps(body).encode() if body is not None else None
     req = urllib.request.Request(server.url + path, data=data, headers={"Content-Type": "application/json"})
