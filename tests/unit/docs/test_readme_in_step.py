@@ -21,6 +21,13 @@ def _specs() -> dict:
     return options
 
 
+def _role_defaults() -> dict:
+    values = {}
+    for role in ROLES:
+        values.update(yaml.safe_load((ROOT / "roles" / role / "defaults" / "main.yml").read_text()) or {})
+    return values
+
+
 def _readme_variables() -> list[tuple[str, object]]:
     shown = []
     for block in re.findall(r"```yaml\n(.*?)```", (ROOT / "README.md").read_text(), flags=re.S):
@@ -39,6 +46,8 @@ def test_readme_variable_matches_argument_spec(name, value):
     specs = _specs()
     assert name in specs, f"README shows {name}, which no role's meta/argument_specs.yml declares"
     default = specs[name].get("default")
+    if default is None:  # a default templated from another role's variable lives in defaults/main.yml only
+        default = _role_defaults().get(name)
     if isinstance(default, str) and "{{" in default:
         return  # a templated default: the README quotes it, nothing to compare literally
     if specs[name].get("type") == "float" and default is not None:
