@@ -10,7 +10,7 @@ cd "$PROJECT_ROOT"
 say() { printf '==> %s\n' "$*"; }
 
 DEBIAN_PACKAGES=(podman runc debootstrap docker-registry nginx-light fcgiwrap nlohmann-json3-dev libstb-dev
-                 gcc g++ make curl ca-certificates)
+                 gcc g++ make curl ca-certificates shellcheck)
 
 install_debian_packages() {
   local missing=()

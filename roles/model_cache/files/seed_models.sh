@@ -19,7 +19,11 @@ die() { echo "model-cache: ERROR: $*" >&2; exit 1; }
 
 [ -n "${OLLAMA_MODELS:-}" ] || die "OLLAMA_MODELS is not set: point it at the model store on the cache volume"
 models=$(printf '%s' "${MODEL_CACHE_MODELS:-}" | tr ',\n\t' '   ')
+# split the list on blanks only, never expanding a name as a pathname pattern
+set -f
+# shellcheck disable=SC2086 # the split is the point
 set -- $models
+set +f
 [ "$#" -gt 0 ] || die "MODEL_CACHE_MODELS is empty: name at least one model, e.g. qwen2.5:72b"
 ollama="${OLLAMA_BIN:-ollama}"
 command -v "$ollama" >/dev/null 2>&1 || die "no ollama binary at '$ollama': set OLLAMA_BIN"
@@ -69,7 +73,7 @@ for model in "$@"; do
   log "pulling $model"
   began=$(date +%s)
   # the progress bars are terminal redraws; only the outcome goes to the log
-  if "$ollama" pull $insecure "$model" >"$work/pull.log" 2>&1; then
+  if "$ollama" pull ${insecure:+"$insecure"} "$model" >"$work/pull.log" 2>&1; then
     if "$ollama" show "$model" >"$work/show.log" 2>&1; then
       log "$model ready in $(($(date +%s) - began))s: $("$ollama" list | awk -v m="$model" 'NR > 1 && ($1 == m || $1 == m ":latest") {print "id " $2 ", " $3 " " $4}')"
       continue
