@@ -27,91 +27,21 @@ model file's size, what sizing.decode_tokens_per_s divides by), in percent. Publ
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import tempfile
-import time
 import urllib.request
 from pathlib import Path
 
-from benchmarks.measure import PROJECT_ROOT, import_work_tree, module_env, run_module, stopped_since
+from benchmarks.measure import import_work_tree, module_env, run_module, stopped_since
 from tests.services import process
 from tests.services.bandwidth_reference import numpy_copy_bandwidth
+from tests.services.models import make_quantised_model
 from tests.services.ollama import OllamaServer
 
 SIZE_MB = 1024
-N_EMBD, N_HEAD, N_HEAD_KV, N_FF = 2048, 16, 4, 8192
+N_FF = 8192  # wider than bench_model_info's: decode reads more weights per token
 DECODE_TOKENS = 64
 DECODE_RUNS = 3
 MODEL = "bench/roofline-q8:latest"
-
-
-def write_q8_model(path: Path, seed: int, size_mb: int) -> Path:
-    """A Q8_0 llama of about size_mb MiB (see the module docstring). Run it in a child process
-    (make_q8_model): the writer holds every tensor until it writes the file."""
-    import gguf
-    import numpy as np
-
-    from tests.services.models import add_llama_vocab
-
-    q8, f32 = gguf.GGMLQuantizationType.Q8_0, gguf.GGMLQuantizationType.F32
-    rng = np.random.default_rng(seed)
-    block, block_bytes = gguf.GGML_QUANT_SIZES[q8]
-    head_dim = N_EMBD // N_HEAD
-    kv = N_HEAD_KV * head_dim
-    per_layer = (2 * N_EMBD * N_EMBD + 2 * kv * N_EMBD + 3 * N_FF * N_EMBD) // block * block_bytes
-    n_layer = max(1, -(-size_mb * (1 << 20) // per_layer))
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".partial")
-    writer = gguf.GGUFWriter(str(tmp), "llama")
-    writer.add_name(f"bench-q8-{size_mb}mb-seed{seed}")
-    writer.add_context_length(4096)
-    writer.add_embedding_length(N_EMBD)
-    writer.add_block_count(n_layer)
-    writer.add_feed_forward_length(N_FF)
-    writer.add_head_count(N_HEAD)
-    writer.add_head_count_kv(N_HEAD_KV)
-    writer.add_rope_dimension_count(head_dim)
-    writer.add_rope_freq_base(10000.0)
-    writer.add_layer_norm_rms_eps(1e-5)
-    writer.add_file_type(gguf.LlamaFileType.MOSTLY_Q8_0)
-    n_vocab = add_llama_vocab(writer)
-
-    def add(name: str, rows: int, cols: int) -> None:
-        weights = rng.standard_normal((rows, cols), dtype=np.float32) * 0.02
-        writer.add_tensor(name, gguf.quants.quantize(weights, q8), raw_dtype=q8)
-
-    add("token_embd.weight", n_vocab, N_EMBD)
-    for i in range(n_layer):
-        writer.add_tensor(f"blk.{i}.attn_norm.weight", np.ones(N_EMBD, dtype=np.float32), raw_dtype=f32)
-        add(f"blk.{i}.attn_q.weight", N_EMBD, N_EMBD)
-        add(f"blk.{i}.attn_k.weight", kv, N_EMBD)
-        add(f"blk.{i}.attn_v.weight", kv, N_EMBD)
-        add(f"blk.{i}.attn_output.weight", N_EMBD, N_EMBD)
-        writer.add_tensor(f"blk.{i}.ffn_norm.weight", np.ones(N_EMBD, dtype=np.float32), raw_dtype=f32)
-        add(f"blk.{i}.ffn_gate.weight", N_FF, N_EMBD)
-        add(f"blk.{i}.ffn_up.weight", N_FF, N_EMBD)
-        add(f"blk.{i}.ffn_down.weight", N_EMBD, N_FF)
-    writer.add_tensor("output_norm.weight", np.ones(N_EMBD, dtype=np.float32), raw_dtype=f32)
-    add("output.weight", n_vocab, N_EMBD)
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
-    tmp.replace(path)
-    return path
-
-
-def make_q8_model(path: Path, seed: int, size_mb: int) -> float:
-    """Write the model in a child process, so the benchmark never holds the weights; seconds it took."""
-    code = (
-        f"from pathlib import Path; from benchmarks.bench_roofline import write_q8_model; "
-        f"write_q8_model(Path({str(path)!r}), seed={seed}, size_mb={size_mb})"
-    )
-    started = time.monotonic()
-    subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, check=True)
-    return time.monotonic() - started
 
 
 def _generate(server: OllamaServer, body: dict) -> dict:
@@ -144,7 +74,7 @@ def run() -> dict[str, float]:
         measured = [_bandwidth(work, env)]
 
         gguf_path = work / "q8.gguf"
-        write_seconds = make_q8_model(gguf_path, seed=SIZE_MB, size_mb=SIZE_MB)
+        write_seconds = make_quantised_model(gguf_path, seed=SIZE_MB, size_mb=SIZE_MB, quant="q8_0", n_ff=N_FF)
         model_bytes = gguf_path.stat().st_size
         threads = measured[0][0]["workers"]
         with OllamaServer.start(work / "ollama", env={"OLLAMA_NUM_PARALLEL": "1"}) as server:

@@ -161,11 +161,7 @@ path:
   returned: always
   type: str
 error:
-  description:
-    - Why the task failed, for a playbook to branch on - C(kind) (for example C(unreachable), C(timeout),
-      C(http), C(not_found), C(invalid_input)) and, where known, C(url) (without its query string), the HTTP
-      C(status), an excerpt of the response C(body) (300 characters at most) and the subject (C(path),
-      C(digest), C(member)).
+  description: Why the task failed - C(kind) and, where known, C(url) (no query string), C(status), a C(body) excerpt, the subject.
   returned: failure
   type: dict
   sample: {kind: unreachable, url: "http://ollama.ollama.svc.cluster.local:11434/api/version"}

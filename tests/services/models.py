@@ -98,27 +98,36 @@ def make_gguf(path: Path, seed: int = 0, size_mb: int = 0, n_layer: int = 2) -> 
 
 
 # wide layers, like real models: a narrow f16 model is compute-bound on CPU and sizes nothing real
-N_EMBD, N_HEAD, N_HEAD_KV, N_FF = 2048, 16, 4, 5632
+N_EMBD, N_HEAD, N_HEAD_KV = 2048, 16, 4
+Q = gguf.GGMLQuantizationType
+# per file type: the type of most matrices, of the attention values, of the output projection
+QUANT_TYPES = {"q4_k_m": (Q.Q4_K, Q.Q6_K, Q.Q6_K), "q8_0": (Q.Q8_0, Q.Q8_0, Q.Q8_0)}
+FILE_TYPES = {"q4_k_m": gguf.LlamaFileType.MOSTLY_Q4_K_M, "q8_0": gguf.LlamaFileType.MOSTLY_Q8_0}
 
 
-def write_quantised_model(path: Path, seed: int, size_mb: int) -> Path:
-    """A Q4_K_M llama of about size_mb MiB, shaped like real models: 2048-wide layers with grouped-query
-    attention (16 heads, 4 KV heads) and a 5632-wide feed-forward block, layers added until the file
-    has the size, its matrices Q4_K blocks (attention values and the output Q6_K) of random bytes with
-    small valid scales, so that the runner computes with real numbers; the vocabulary is this module's,
-    which Ollama tokenizes. Run it in a child process
-    (make_quantised_model): the writer holds every tensor until it writes the file."""
-    q4k, q6k, f32 = gguf.GGMLQuantizationType.Q4_K, gguf.GGMLQuantizationType.Q6_K, gguf.GGMLQuantizationType.F32
+def write_quantised_model(path: Path, seed: int, size_mb: int, quant: str = "q4_k_m", n_ff: int = 5632) -> Path:
+    """A llama of about size_mb MiB, shaped like real models: 2048-wide layers with grouped-query
+    attention (16 heads, 4 KV heads) and an n_ff-wide feed-forward block, layers added until the file
+    has the size; the vocabulary is this module's, which Ollama tokenizes.
+
+    q4_k_m: Q4_K blocks (attention values and the output Q6_K) of random bytes with small valid scales,
+    written in seconds; q8_0: normal weights (sigma 0.02) quantised by the gguf package, slower to
+    write but numbers like a trained model's. Either way the runner computes with real numbers. Run
+    it in a child process (make_quantised_model): the writer holds every tensor until it writes."""
+    matrix, value, output = QUANT_TYPES[quant]
+    f32 = Q.F32
     rng = np.random.default_rng(seed)
 
-    def blocks(rows: int, cols: int, ggml_type) -> np.ndarray:
+    def encoded(rows: int, cols: int, ggml_type) -> np.ndarray:
+        if ggml_type == Q.Q8_0:
+            return gguf.quants.quantize(rng.standard_normal((rows, cols), dtype=np.float32) * 0.02, ggml_type)
         block, size = gguf.GGML_QUANT_SIZES[ggml_type]
         raw = np.frombuffer(rng.bytes(rows * cols // block * size), dtype=np.uint8).copy()
         raw = raw.reshape(rows, cols // block, size)
         # the f16 scales: small, so that activations stay finite; the rest (sub-block scales, quants)
         # is random. Q4_K starts with d and dmin, Q6_K ends with d.
         scale = np.frombuffer(np.float16(1e-4).tobytes(), dtype=np.uint8)
-        if ggml_type == q4k:
+        if ggml_type == Q.Q4_K:
             raw[..., 0:2] = scale
             raw[..., 2:4] = scale
         else:
@@ -131,42 +140,42 @@ def write_quantised_model(path: Path, seed: int, size_mb: int) -> Path:
 
     head_dim = N_EMBD // N_HEAD
     kv = N_HEAD_KV * head_dim
-    per_layer = (2 * nbytes(N_EMBD, N_EMBD, q4k) + nbytes(kv, N_EMBD, q4k) + nbytes(kv, N_EMBD, q6k)
-                 + 3 * nbytes(N_FF, N_EMBD, q4k))
+    per_layer = (2 * nbytes(N_EMBD, N_EMBD, matrix) + nbytes(kv, N_EMBD, matrix) + nbytes(kv, N_EMBD, value)
+                 + 3 * nbytes(n_ff, N_EMBD, matrix))
     n_layer = max(1, -(-size_mb * (1 << 20) // per_layer))
 
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".partial")
     writer = gguf.GGUFWriter(str(tmp), "llama")
-    writer.add_name(f"bench-q4km-{size_mb}mb-seed{seed}")
+    writer.add_name(f"wide-{quant}-{size_mb}mb-seed{seed}")
     writer.add_context_length(4096)
     writer.add_embedding_length(N_EMBD)
     writer.add_block_count(n_layer)
-    writer.add_feed_forward_length(N_FF)
+    writer.add_feed_forward_length(n_ff)
     writer.add_head_count(N_HEAD)
     writer.add_head_count_kv(N_HEAD_KV)
     writer.add_rope_dimension_count(head_dim)
     writer.add_rope_freq_base(10000.0)
     writer.add_layer_norm_rms_eps(1e-5)
-    writer.add_file_type(gguf.LlamaFileType.MOSTLY_Q4_K_M)
+    writer.add_file_type(FILE_TYPES[quant])
     n_vocab = add_llama_vocab(writer)
 
     def add(name: str, rows: int, cols: int, ggml_type) -> None:
-        writer.add_tensor(name, blocks(rows, cols, ggml_type), raw_dtype=ggml_type)
+        writer.add_tensor(name, encoded(rows, cols, ggml_type), raw_dtype=ggml_type)
 
-    add("token_embd.weight", n_vocab, N_EMBD, q4k)
+    add("token_embd.weight", n_vocab, N_EMBD, matrix)
     for i in range(n_layer):
         writer.add_tensor(f"blk.{i}.attn_norm.weight", np.ones(N_EMBD, dtype=np.float32), raw_dtype=f32)
-        add(f"blk.{i}.attn_q.weight", N_EMBD, N_EMBD, q4k)
-        add(f"blk.{i}.attn_k.weight", kv, N_EMBD, q4k)
-        add(f"blk.{i}.attn_v.weight", kv, N_EMBD, q6k)
-        add(f"blk.{i}.attn_output.weight", N_EMBD, N_EMBD, q4k)
+        add(f"blk.{i}.attn_q.weight", N_EMBD, N_EMBD, matrix)
+        add(f"blk.{i}.attn_k.weight", kv, N_EMBD, matrix)
+        add(f"blk.{i}.attn_v.weight", kv, N_EMBD, value)
+        add(f"blk.{i}.attn_output.weight", N_EMBD, N_EMBD, matrix)
         writer.add_tensor(f"blk.{i}.ffn_norm.weight", np.ones(N_EMBD, dtype=np.float32), raw_dtype=f32)
-        add(f"blk.{i}.ffn_gate.weight", N_FF, N_EMBD, q4k)
-        add(f"blk.{i}.ffn_up.weight", N_FF, N_EMBD, q4k)
-        add(f"blk.{i}.ffn_down.weight", N_EMBD, N_FF, q4k)
+        add(f"blk.{i}.ffn_gate.weight", n_ff, N_EMBD, matrix)
+        add(f"blk.{i}.ffn_up.weight", n_ff, N_EMBD, matrix)
+        add(f"blk.{i}.ffn_down.weight", N_EMBD, n_ff, matrix)
     writer.add_tensor("output_norm.weight", np.ones(N_EMBD, dtype=np.float32), raw_dtype=f32)
-    add("output.weight", n_vocab, N_EMBD, q6k)
+    add("output.weight", n_vocab, N_EMBD, output)
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()
@@ -175,11 +184,11 @@ def write_quantised_model(path: Path, seed: int, size_mb: int) -> Path:
     return path
 
 
-def make_quantised_model(path: Path, seed: int, size_mb: int) -> float:
-    """Write the model in a child process, so the benchmark never holds the weights; seconds it took."""
+def make_quantised_model(path: Path, seed: int, size_mb: int, quant: str = "q4_k_m", n_ff: int = 5632) -> float:
+    """Write the model in a child process, so the caller never holds the weights; seconds it took."""
     code = (
         f"from pathlib import Path; from tests.services.models import write_quantised_model; "
-        f"write_quantised_model(Path({str(path)!r}), seed={seed}, size_mb={size_mb})"
+        f"write_quantised_model(Path({str(path)!r}), seed={seed}, size_mb={size_mb}, quant={quant!r}, n_ff={n_ff})"
     )
     started = time.monotonic()
     subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[2], check=True)
