@@ -205,7 +205,7 @@ host:
   returned: always
   type: str
 error:
-  description: Why the task failed - C(kind) and, where known, C(url) (no query string), C(status), a C(body) excerpt, the subject.
+  description: Why it failed - C(kind); where known C(url) (no query), C(status), a C(body) excerpt, the subject.
   returned: failure
   type: dict
   sample: {kind: unreachable, url: "http://ollama.ollama.svc.cluster.local:11434/api/version"}

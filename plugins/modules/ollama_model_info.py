@@ -364,7 +364,7 @@ memory:
           smaller than what the pod uses.
       type: int
 error:
-  description: Why the task failed - C(kind) and, where known, C(url) (no query string), C(status), a C(body) excerpt, the subject.
+  description: Why it failed - C(kind); where known C(url) (no query), C(status), a C(body) excerpt, the subject.
   returned: failure
   type: dict
   sample: {kind: unreachable, url: "http://ollama.ollama.svc.cluster.local:11434/api/version"}
