@@ -15,14 +15,20 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import http.client
 import json
 import re
 import socket
+import ssl
+import threading
+import urllib.request
 from urllib.error import HTTPError, URLError
 from urllib.parse import urlencode
 
 from ansible.module_utils.urls import ConnectionError as UrlConnectionError
+from ansible.module_utils.urls import make_context
 
+from ansible_collections.aiplatform.ollama.plugins.module_utils.errors import CollectionError
 from ansible_collections.aiplatform.ollama.plugins.module_utils.ollama_http import (
     HttpTransport,
     RedirectError,
@@ -36,9 +42,10 @@ OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 MANIFEST_ACCEPT = ", ".join((MANIFEST_V2, OCI_MANIFEST))
 
 _CHALLENGE_PARAM = re.compile(r'(\w+)\s*=\s*(?:"([^"]*)"|([^\s,]*))')
+_CONTENT_RANGE = re.compile(r"^\s*bytes\s+(\d+)-(\d+)/(\d+|\*)\s*$", re.IGNORECASE)
 
 
-class RegistryError(Exception):
+class RegistryError(CollectionError):
     """`kind` is one of unreachable, not_found, auth, plain_http, http, protocol, timeout.
 
     plain_http: the registry's token service is a plain-HTTP URL and the client, not told `insecure`,
@@ -46,14 +53,7 @@ class RegistryError(Exception):
     """
 
     def __init__(self, msg, kind="http", status=None, url=None):
-        super().__init__(msg)
-        self.msg = msg
-        self.kind = kind
-        self.status = status
-        self.url = url
-
-    def __str__(self):
-        return self.msg
+        super().__init__(msg, kind=kind, url=url, status=status)
 
 
 def parse_challenge(header):
@@ -143,6 +143,10 @@ class RegistryClient:
         self.http = HttpTransport(validate_certs=validate_certs, ca_path=ca_path)
         self.headers = dict(headers or {})
         self._token = {}  # scope -> bearer token
+        # Request.open installs its opener as urllib's global one before it opens: two threads opening through
+        # it at once could each use the other's. Parallel downloads open through the registry one at a time.
+        self.serial = threading.RLock()
+        self._direct = {}  # scheme -> an opener that does not follow redirects, for open_url
 
     @classmethod
     def from_params(cls, host, params):
@@ -256,9 +260,12 @@ class RegistryClient:
             raise RegistryError(f"token service {display_url(realm)} answered without a token", kind="auth")
         return token
 
-    def open(self, path, accept=None, scope=None, method="GET", extra_headers=None):
+    def open(self, path, accept=None, scope=None, method="GET", extra_headers=None, trace=None, sent=None):
         """Open `path` on the registry, answering one auth challenge of the registry itself. Raises HTTPError
-        for other statuses (its `url` is the hop that answered, after redirects)."""
+        for other statuses (its `url` is the hop that answered, after redirects).
+
+        `trace`, a list, gets the URLs of the request that answered, redirects included; `sent`, a dict, the
+        headers it was sent to the registry with."""
         url = self.base_url + path
         headers = dict(self.headers)
         headers.update(extra_headers or {})
@@ -267,8 +274,9 @@ class RegistryClient:
         token = self._token.get(scope)
         if token:
             headers["Authorization"] = "Bearer " + token
+        hops = []
         try:
-            return self._raw(url, headers, method)
+            resp = self._raw(url, headers, method, trace=hops)
         except HTTPError as err:
             if err.code != 401 or token:
                 raise
@@ -303,7 +311,17 @@ class RegistryClient:
                     status=401,
                     url=url,
                 ) from err
-            return self._raw(url, headers, method)
+            hops = []
+            resp = self._raw(url, headers, method, trace=hops)
+        if trace is not None:
+            trace[:] = hops
+        if sent is not None:
+            sent.update(headers)
+        return resp
+
+    def forget_token(self, scope):
+        """Drop the bearer token of `scope`: the next request answers the registry's challenge anew (an expired one)."""
+        self._token.pop(scope, None)
 
     # -- API ----------------------------------------------------------------------------------
 
@@ -355,28 +373,163 @@ class RegistryClient:
             "manifest": manifest,
         }
 
-    def open_blob(self, repository, digest, offset=0):
-        """A streamed response for one blob. A redirect to a blob host (a CDN, an object store) takes the
-        range along but no registry credentials; one on the registry's own origin keeps them."""
+    def open_blob(self, repository, digest, offset=0, end=None, trace=None, sent=None):
+        """A streamed response for one blob, from byte `offset` (to byte `end`, inclusive, when given). A redirect
+        to a blob host (a CDN, an object store) takes the range along but no registry credentials; one on the
+        registry's own origin keeps them. `trace` and `sent` as for open()."""
         path = f"/v2/{repository}/blobs/{digest}"
         scope = f"repository:{repository}:pull"
-        headers = {"Range": f"bytes={offset}-"} if offset else {}
+        headers = {}
+        if offset or end is not None:
+            headers["Range"] = "bytes={}-{}".format(offset, "" if end is None else end)
         try:
-            return self.open(path, scope=scope, extra_headers=headers)
+            return self.open(path, scope=scope, extra_headers=headers, trace=trace, sent=sent)
         except HTTPError as err:
-            if origin(err.url) == origin(self.base_url):
-                raise RegistryError(
-                    f"registry {self.host} answered HTTP {err.code} for blob {digest} of "
-                    f"{repository}{_error_detail(err)}",
-                    kind="not_found" if err.code == 404 else "http",
-                    status=err.code,
-                    url=display_url(err.url),
-                ) from err
-            raise RegistryError(
-                f"blob host {display_url(err.url)} answered HTTP {err.code} for {digest}",
+            raise self._blob_error(err, repository, digest) from err
+
+    def _blob_error(self, err, repository, digest):
+        if origin(err.url) == origin(self.base_url):
+            return RegistryError(
+                f"registry {self.host} answered HTTP {err.code} for blob {digest} of {repository}{_error_detail(err)}",
+                kind="not_found" if err.code == 404 else "http",
                 status=err.code,
                 url=display_url(err.url),
+            )
+        return RegistryError(
+            f"blob host {display_url(err.url)} answered HTTP {err.code} for {digest}",
+            status=err.code,
+            url=display_url(err.url),
+        )
+
+    def open_url(self, url, headers):
+        """GET `url` as it is, without following redirects (a 3xx is an HTTPError): safe in parallel threads,
+        unlike open(). For the blob URL the registry redirected to (RegistryBlobSource)."""
+        scheme = url.split(":", 1)[0].lower()
+        with self.serial:
+            opener = self._direct.get(scheme)
+            if opener is None:
+                if scheme == "https":
+                    context = make_context(cafile=self.ca_path, validate_certs=self.validate_certs)
+                else:
+                    # as HttpTransport's for plain HTTP: verifying and without CAs, so nothing TLS passes
+                    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+                opener = urllib.request.build_opener(urllib.request.HTTPSHandler(context=context), _NoRedirect())
+                self._direct[scheme] = opener
+        request = urllib.request.Request(url, headers=dict(headers, **{"User-Agent": "aiplatform.ollama"}))
+        try:
+            return opener.open(request, timeout=self.timeout)
+        except HTTPError:
+            raise
+        except (socket.timeout, TimeoutError) as err:
+            raise RegistryError(
+                f"{self._where(url)} did not answer within {self.timeout}s ({err})",
+                kind="timeout",
+                url=display_url(url),
             ) from err
+        except (URLError, OSError) as err:
+            reason = getattr(err, "reason", None) or err
+            fix = untrusted_certificate_fix(err)
+            raise RegistryError(
+                "cannot reach {}: {}{}".format(self._where(url), reason, f" ({fix})" if fix else ""),
+                kind="unreachable",
+                url=display_url(url),
+            ) from err
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """A redirect comes back as an HTTPError: the caller decides where to go (through the registry again)."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        return None
+
+
+class RegistryBlobSource:
+    """One blob of a repository as a source of a download in ranged parts (module_utils/blob_download.py).
+
+    The first request goes through the registry (open_blob: its auth, its redirects, credentials only where they
+    belong) and records where it ended: the CDN URL a blob GET redirects to. Every further part is a ranged GET
+    of that URL itself, sent the headers the last hop of the first request was sent (the registry's credentials
+    only when every hop stayed on the registry's origin), as Ollama fetches its parts from the redirect's
+    Location. A URL that stops working (a signed one expired: 401, 403, 404, 410, or a redirect again) is found
+    anew through the registry; an expired bearer token is fetched anew.
+    """
+
+    def __init__(self, client, repository, digest, size):
+        self.client = client
+        self.repository = repository
+        self.digest = digest
+        self.size = size
+        self.scope = f"repository:{repository}:pull"
+        self.location = None  # (url, headers) of the direct requests
+
+    def open(self, start, end):
+        """(response, begins, stops): bytes [begins, stops) of the blob, covering [start, end) when the server
+        honoured the range, the whole blob from 0 when it did not."""
+        location = self.location
+        if location is not None:
+            try:
+                answer = self._direct(location, start, end)
+            except HTTPError as err:
+                err.close()
+                if not (300 <= err.code < 400 or err.code in (401, 403, 404, 410)):
+                    raise self.client._blob_error(err, self.repository, self.digest) from err
+                if err.code == 401 and origin(location[0]) == origin(self.client.base_url):
+                    self.client.forget_token(self.scope)
+                answer = None
+            if answer is not None:
+                return answer
+            self.location = None
+        return self._through_registry(start, end)
+
+    def retryable(self, err):
+        """Whether another attempt may succeed: a network failure or a server's passing trouble."""
+        if isinstance(err, RegistryError):
+            return err.kind in ("unreachable", "timeout") or (err.status or 0) >= 500 or err.status == 429
+        return isinstance(err, (OSError, http.client.HTTPException))
+
+    def _through_registry(self, start, end):
+        whole = start == 0 and end >= self.size
+        hops, sent = [], {}
+        with self.client.serial:
+            resp = self.client.open_blob(
+                self.repository, self.digest, start, None if whole else end - 1, trace=hops, sent=sent
+            )
+        if whole or (getattr(resp, "status", None) or resp.getcode()) == 200:
+            return resp, 0, self.size  # the whole blob, asked for or because the server ignored the range
+        span = self._span(resp, start)
+        if span is None:
+            resp.close()
+            # a 206 that does not say which bytes it holds (or not those asked for): the whole blob instead
+            with self.client.serial:
+                resp = self.client.open_blob(self.repository, self.digest)
+            return resp, 0, self.size
+        final = hops[-1] if hops else self.client.base_url
+        own = all(origin(hop) == origin(self.client.base_url) for hop in hops)
+        headers = dict(sent) if own else {}
+        headers = {k: v for k, v in headers.items() if k.lower() not in ("range", "accept", "user-agent")}
+        self.location = (final, headers)
+        return resp, span[0], span[1]
+
+    def _direct(self, location, start, end):
+        url, headers = location
+        resp = self.client.open_url(url, dict(headers, Range=f"bytes={start}-{end - 1}"))
+        span = self._span(resp, start)
+        if span is None:
+            resp.close()
+            return None  # it answered, but not with the range: the registry is asked again, and decides
+        return resp, span[0], span[1]
+
+    def _span(self, resp, start):
+        """[begins, stops) of a 206 answer that starts where asked and is of this blob; None otherwise."""
+        status = getattr(resp, "status", None) or resp.getcode()
+        if status != 206:
+            return None
+        match = _CONTENT_RANGE.match(resp.headers.get("Content-Range") or "")
+        if not match or int(match.group(1)) != start:
+            return None
+        if match.group(3) != "*" and int(match.group(3)) != self.size:
+            return None
+        return start, min(int(match.group(2)) + 1, self.size)
 
 
 def _error_detail(err):

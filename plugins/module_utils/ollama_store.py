@@ -7,45 +7,54 @@
     manifests/<registry>/<namespace>/<model>/<tag>   the manifest, Go-encoded, written last
     blobs/sha256-<hex>                                 one file per layer and config
 
-A model is visible only when it is complete: every blob is streamed into `sha256-<hex>-partial`
-while its sha256 is computed, checked against the digest and size, and renamed atomically; the
-manifest is written (through a temporary file and a rename) only once every blob it names is in
-place. Whatever a failure leaves behind is a `-partial` file, which Ollama removes at start-up
-and this module resumes from.
+A model is visible only when it is complete: every blob is downloaded into `sha256-<hex>-partial`
+(in parallel ranged parts, module_utils/blob_download.py), its sha256 checked against the digest and
+size, and renamed atomically; the manifest is written (through a temporary file and a rename) only once
+every blob it names is in place. Whatever a failure leaves behind is a `-partial` file with its progress,
+which Ollama removes at start-up and this module resumes from.
+
+Writers take the store's lock (StoreLock, flock on `.ollama_store.lock` in the store directory), so that
+two seeders of one store, on one host or on two that share the volume, never write the same files at once.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import glob
 import hashlib
 import json
 import os
 import re
+import socket
 import tempfile
+import time
 
+from ansible_collections.aiplatform.ollama.plugins.module_utils.blob_download import (
+    PARTIAL_SUFFIX,
+    PROGRESS_SUFFIX,
+    Downloader,
+    DownloadError,
+    DownloadFailed,
+    PartialBlob,
+    StreamSource,
+)
+from ansible_collections.aiplatform.ollama.plugins.module_utils.errors import CollectionError
 from ansible_collections.aiplatform.ollama.plugins.module_utils.ollama_registry import ollama_manifest_bytes
 
 CHUNK = 1 << 20
-PARTIAL_SUFFIX = "-partial"
+LOCK_NAME = ".ollama_store.lock"
+VERIFY_BUFFER = 4 << 20
 _DIGEST = re.compile(r"^sha256[:-]([0-9a-fA-F]{64})$")
 _NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
 
 
-class StoreError(Exception):
-    """`kind` is one of digest, size, short, disk_full, corrupt, incomplete, io."""
+class StoreError(CollectionError):
+    """`kind` is one of digest, size, short, disk_full, corrupt, incomplete, io, locked."""
 
     def __init__(self, msg, kind="io", digest=None, found=None, path=None):
-        super().__init__(msg)
-        self.msg = msg
-        self.kind = kind
-        self.digest = digest
-        self.found = found
-        self.path = path
-
-    def __str__(self):
-        return self.msg
+        super().__init__(msg, kind=kind, digest=digest, found=found, path=path)
 
 
 def digest_hex(digest):
@@ -105,104 +114,6 @@ class LocalManifest:
     @property
     def size(self):
         return manifest_size(self.manifest)
-
-
-class BlobWriter:
-    """Streams one blob into its `-partial` file, hashing as it goes; `commit` verifies and renames."""
-
-    def __init__(self, store, digest, size):
-        self.store = store
-        self.digest = "sha256:" + digest_hex(digest)
-        self.size = size
-        self.path = store.blob_path(digest)
-        self.partial = self.path + PARTIAL_SUFFIX
-        self.hasher = hashlib.sha256()
-        self.offset = 0
-        self._handle = None
-
-    def resume(self):
-        """Pick up a partial file of an earlier run: hash what it holds, return the offset to continue at."""
-        try:
-            have = os.path.getsize(self.partial)
-        except OSError:
-            have = 0
-        if 0 < have < self.size:
-            with open(self.partial, "rb") as handle:
-                for chunk in iter(lambda: handle.read(CHUNK), b""):
-                    self.hasher.update(chunk)
-            self.offset = have
-        else:
-            self.restart()
-        return self.offset
-
-    def restart(self):
-        self.hasher = hashlib.sha256()
-        self.offset = 0
-        if self._handle:
-            self._handle.seek(0)
-            self._handle.truncate()
-
-    def _open(self):
-        if self._handle is None:
-            # kept open across write() calls; commit() and abort() close it
-            self._handle = open(self.partial, "r+b" if self.offset else "wb")  # noqa: SIM115
-            self._handle.seek(self.offset)
-            self._handle.truncate()
-        return self._handle
-
-    def write(self, data):
-        if self.offset + len(data) > self.size:
-            self.abort(remove=True)
-            raise StoreError(
-                f"blob {self.digest} is larger than the {self.size} bytes its manifest declares",
-                kind="size",
-                digest=self.digest,
-                found=self.offset + len(data),
-            )
-        try:
-            self._open().write(data)
-        except OSError as err:
-            self.abort()
-            raise _io_error(err, f"writing {self.partial}", self.partial) from err
-        self.hasher.update(data)
-        self.offset += len(data)
-
-    def commit(self):
-        if self.offset != self.size:
-            self.abort()
-            raise StoreError(
-                f"blob {self.digest} ended after {self.offset} of {self.size} bytes",
-                kind="short",
-                digest=self.digest,
-                found=self.offset,
-            )
-        found = "sha256:" + self.hasher.hexdigest()
-        if found != self.digest:
-            # a resumed download would only reproduce the same bytes: start from nothing next time
-            self.abort(remove=True)
-            raise StoreError(
-                f"blob {self.digest} arrived with sha256 {found}", kind="digest", digest=self.digest, found=found
-            )
-        try:
-            handle = self._open()
-            handle.flush()
-            os.fsync(handle.fileno())
-            handle.close()
-            self._handle = None
-            os.replace(self.partial, self.path)
-        except OSError as err:
-            self.abort()
-            raise _io_error(err, f"renaming {self.partial}", self.path) from err
-        _fsync_dir(os.path.dirname(self.path))
-
-    def abort(self, remove=False):
-        if self._handle is not None:
-            with contextlib.suppress(OSError):
-                self._handle.close()
-            self._handle = None
-        if remove:
-            with contextlib.suppress(OSError):
-                os.remove(self.partial)
 
 
 def _io_error(err, doing, path):
@@ -276,12 +187,54 @@ class OllamaStore:
         return [(digest, size) for digest, size in descriptors(manifest) if not self.blob_complete(digest, size)]
 
     def partial_bytes(self, digest, size):
-        """Bytes a `-partial` file already holds towards a blob, for resuming."""
+        """Bytes an interrupted download already holds towards a blob, for resuming."""
+        return PartialBlob(self.blob_path(digest), "sha256:" + digest_hex(digest), size).done_bytes()
+
+    def verify_blob(self, digest, size, progress=None):
+        """Re-hash one blob: ("ok" | "missing" | "corrupt", what was found). `progress(count)` gets the bytes read."""
+        path = self.blob_path(digest)
         try:
-            have = os.path.getsize(self.blob_path(digest) + PARTIAL_SUFFIX)
-        except OSError:
-            return 0
-        return have if have < size else 0
+            handle = open(path, "rb")  # noqa: SIM115 - closed below, after the hints
+        except FileNotFoundError:
+            return "missing", None
+        except OSError as err:
+            raise _io_error(err, f"reading {path}", path) from err
+        with handle:
+            have = os.fstat(handle.fileno()).st_size
+            if have != size:
+                return "corrupt", f"{have} bytes instead of {size}"
+            with contextlib.suppress(AttributeError, OSError):
+                os.posix_fadvise(handle.fileno(), 0, 0, os.POSIX_FADV_SEQUENTIAL)
+            hasher = hashlib.sha256()
+            buffer = bytearray(VERIFY_BUFFER)
+            view = memoryview(buffer)
+            try:
+                while True:
+                    count = handle.readinto(buffer)
+                    if not count:
+                        break
+                    hasher.update(view[:count])
+                    if progress:
+                        progress(count)
+            except OSError as err:
+                raise _io_error(err, f"reading {path}", path) from err
+        found = "sha256:" + hasher.hexdigest()
+        return ("ok", found) if found == "sha256:" + digest_hex(digest) else ("corrupt", f"sha256 {found}")
+
+    def remove_blob(self, digest):
+        """Remove a blob file and whatever an interrupted download of it left; returns the bytes freed."""
+        blob = self.blob_path(digest)
+        freed = 0
+        for candidate in (blob, blob + PARTIAL_SUFFIX, blob + PARTIAL_SUFFIX + PROGRESS_SUFFIX):
+            try:
+                size = os.path.getsize(candidate)
+                os.remove(candidate)
+            except FileNotFoundError:
+                continue
+            except OSError as err:
+                raise _io_error(err, f"removing {candidate}", candidate) from err
+            freed += size
+        return freed
 
     def manifests(self):
         """Every manifest file, as Ollama finds them (manifests/*/*/*/*)."""
@@ -291,39 +244,43 @@ class OllamaStore:
     # -- writing ------------------------------------------------------------------------------
 
     def download_blob(self, digest, size, opener, progress=None):
-        """Fetch one blob through `opener(offset) -> (stream, start)` and commit it.
-
-        `start` is the offset the stream begins at: a server that ignores the range answers from 0.
+        """Fetch one blob as one stream through `opener(offset) -> (stream, start)` and commit it; returns the
+        bytes received. `start` is the offset the stream begins at: a server that ignores the range answers from 0.
         """
-        self.ensure_dirs()
-        writer = BlobWriter(self, digest, size)
-        offset = writer.resume()
-        stream, start = opener(offset)
-        if start != offset:
-            writer.restart()
         try:
-            while True:
-                data = stream.read(CHUNK)
-                if not data:
-                    break
-                writer.write(data)
-                if progress:
-                    progress(len(data))
-        except StoreError:
+            received = self.download_blobs(
+                [(digest, size, StreamSource(opener, size))],
+                progress and (lambda count, _downloader: progress(count)),
+                max_connections=1,
+                parts=1,
+                retries=0,
+            )
+        except DownloadFailed as err:
+            raise err.cause from None
+        return received["sha256:" + digest_hex(digest)]
+
+    def download_blobs(self, blobs, progress=None, **options):
+        """Download [(digest, size, source)] in ranged parts (blob_download.Downloader: `progress` and `options`),
+        each verified and renamed into place; returns {digest: bytes received}. Raises DownloadFailed for the
+        first blob that failed, its `cause` a StoreError when the store or the content is at fault (the source's
+        own error otherwise)."""
+        self.ensure_dirs()
+        downloader = Downloader(progress=progress, **options)
+        for digest, size, source in blobs:
+            downloader.add("sha256:" + digest_hex(digest), size, self.blob_path(digest), source)
+        try:
+            return downloader.run()
+        except DownloadFailed as err:
+            if isinstance(err.cause, DownloadError):
+                cause = err.cause
+                err.cause = StoreError(
+                    cause.msg, kind=cause.kind, digest=cause.digest or err.digest, found=cause.found, path=cause.path
+                )
             raise
-        except OSError as err:
-            writer.abort()
-            raise StoreError(
-                f"the download of blob {writer.digest} broke off after {writer.offset} of {size} bytes: {err}",
-                kind="short",
-                digest=writer.digest,
-                found=writer.offset,
-            ) from err
-        finally:
-            with contextlib.suppress(Exception):
-                stream.close()
-        writer.commit()
-        return writer.offset - (offset if start == offset else 0)
+
+    def lock(self, timeout=None, holder="", waiting=None):
+        """The store's lock, for a `with` block: see StoreLock."""
+        return StoreLock(self, timeout=timeout, holder=holder, waiting=waiting)
 
     def write_manifest(self, ref, manifest):
         """Write the manifest last, atomically; refuse while any blob it names is missing. Returns its digest."""
@@ -384,6 +341,11 @@ class OllamaStore:
         self._prune_dirs(os.path.dirname(path))
         if local is None:
             return [], 0, f"{path} was not a readable manifest, so its blobs are unknown"
+        return self.prune([digest for digest, _size in descriptors(local.manifest)])
+
+    def prune(self, digests):
+        """Remove the blobs among `digests` that no manifest in the store references: (removed, bytes freed,
+        kept_reason); nothing is removed, with the reason, when a manifest cannot be read."""
         in_use = set()
         for other in self.manifests():
             try:
@@ -393,21 +355,13 @@ class OllamaStore:
             if found:
                 in_use.update(digest_hex(d) for d, _s in descriptors(found.manifest))
         removed, freed = [], 0
-        for digest, _size in descriptors(local.manifest):
+        for digest in dict.fromkeys(digests):
             if digest_hex(digest) in in_use:
                 continue
-            blob = self.blob_path(digest)
-            for candidate in (blob, blob + PARTIAL_SUFFIX):
-                try:
-                    size = os.path.getsize(candidate)
-                    os.remove(candidate)
-                except FileNotFoundError:
-                    continue
-                except OSError as err:
-                    raise _io_error(err, f"removing {candidate}", candidate) from err
-                if candidate == blob:
-                    removed.append(digest)
-                freed += size
+            present = os.path.exists(self.blob_path(digest))
+            freed += self.remove_blob(digest)
+            if present:
+                removed.append(digest)
         return removed, freed, None
 
     def _prune_dirs(self, path):
@@ -418,3 +372,105 @@ class OllamaStore:
             except OSError:
                 return
             path = os.path.dirname(path)
+
+
+class StoreLock:
+    """flock on `.ollama_store.lock` in the store directory, held by one writer at a time.
+
+    flock goes with its holder's process, a killed one included, so a lock is never stale. The holder removes the
+    file when it releases it (nothing of the seeder stays in the store); a waiter that then gets the lock of the
+    removed file notices that the name is gone or names another file, and locks again. The file says who holds it
+    (pid, host, what, since), for the message of the one that waits.
+    """
+
+    def __init__(self, store, timeout=None, holder="", waiting=None, poll=0.2):
+        self.store = store
+        self.path = os.path.join(store.root, LOCK_NAME)
+        self.timeout = timeout
+        self.holder = holder
+        self.waiting = waiting
+        self.poll = poll
+        self.fd = None
+
+    def __enter__(self):
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc):
+        self.release()
+
+    def acquire(self):
+        self.store.ensure_dirs()
+        started = time.monotonic()
+        while True:
+            fd = self._open()
+            try:
+                while not self._try(fd):
+                    waited = time.monotonic() - started
+                    if self.timeout is not None and waited >= self.timeout:
+                        raise StoreError(
+                            f"the store {self.store.root} is locked by another seeder ({self.held_by()}) and was "
+                            f"still after {self.timeout:g}s of lock_timeout: let it finish and run again, or raise "
+                            "lock_timeout",
+                            kind="locked",
+                            path=self.path,
+                        )
+                    if self.waiting:
+                        self.waiting(self.held_by(), waited)
+                    time.sleep(self.poll)
+                if self._still_named(fd):
+                    break
+            except BaseException:
+                os.close(fd)
+                raise
+            os.close(fd)  # the holder before removed this file: lock the one the name has now
+        self.fd = fd
+        since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        body = json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "what": self.holder, "since": since})
+        with contextlib.suppress(OSError):
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, body.encode(), 0)
+
+    def _open(self):
+        try:
+            return os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as err:
+            raise _io_error(err, f"opening the lock file {self.path}", self.path) from err
+
+    def _try(self, fd):
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except OSError as err:
+            if err.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                return False
+            raise _io_error(err, f"locking {self.path}", self.path) from err
+
+    def _still_named(self, fd):
+        try:
+            named = os.stat(self.path)
+        except FileNotFoundError:
+            return False
+        mine = os.fstat(fd)
+        return (named.st_dev, named.st_ino) == (mine.st_dev, mine.st_ino)
+
+    def held_by(self):
+        """Who holds the lock, as its file says."""
+        try:
+            with open(self.path, "rb") as handle:
+                info = json.loads(handle.read() or b"{}")
+        except (OSError, ValueError):
+            info = {}
+        if not info.get("pid"):
+            return "holder unknown"
+        what = f", {info['what']}" if info.get("what") else ""
+        return f"pid {info['pid']} on {info.get('host', '?')}{what}, since {info.get('since', '?')}"
+
+    def release(self):
+        if self.fd is None:
+            return
+        # removed while still held, so that no one can lock this file in between and believe it holds the store
+        with contextlib.suppress(OSError):
+            os.remove(self.path)
+        os.close(self.fd)
+        self.fd = None

@@ -7,22 +7,29 @@ from __future__ import annotations
 
 DOCUMENTATION = r"""
 module: ollama_store_model
-short_description: Seed a model into an Ollama model store directory straight from its registry
+short_description: Seed, verify or remove models in an Ollama model store directory, straight from their registry
 version_added: 1.0.0
 description:
-  - Makes sure a model is present in, or absent from, an Ollama model store directory (what
-    C(OLLAMA_MODELS) points at) without any Ollama server. The managed host downloads the manifest
-    and blobs from the registry (the registry v2 API, as C(ollama pull) speaks it) and writes the
+  - Makes sure models are present in, up to date in, verified in, or absent from an Ollama model store
+    directory (what C(OLLAMA_MODELS) points at) without any Ollama server. The managed host downloads the
+    manifest and blobs from the registry (the registry v2 API, as C(ollama pull) speaks it) and writes the
     store layout Ollama reads, C(manifests/<registry>/<namespace>/<model>/<tag>) and C(blobs/sha256-<hex>).
   - Pre-seeding the store a server will use keeps the download out of the server's start-up (no
     C(postStart) pull that blocks readiness, no page cache charged to the server's memory limit).
-  - Every blob is verified by sha256 while it streams into a C(-partial) file and renamed into place
-    atomically; the manifest is written last, so a failure never leaves a manifest that names a
-    missing blob. An interrupted download resumes from its C(-partial) file; Ollama removes such
-    files when it starts.
-  - V(present) downloads only the blobs that are missing or incomplete; a store that already holds
-    the complete model is left alone without contacting the registry.
-  - The download's progress (percentage, bytes, rate, ETA, current blob) is printed by the action
+  - Each blob is downloaded in parallel ranged parts (see O(parts), O(part_size)), the blobs of a model and
+    the models of the task at the same time, within O(max_connections) connections in all, which is what a CDN
+    that caps each connection's rate, or a long-haul link, needs. A server that does not honour Range requests
+    gets one plain stream per blob.
+  - Every blob is verified by sha256 over its whole content before it is renamed into place atomically; the
+    manifest is written last, so a failure never leaves a manifest that names a missing blob. An interrupted
+    download, a killed one included, resumes each part where it stopped (the progress is kept next to the
+    C(-partial) file); Ollama removes such files when it starts.
+  - Writers take a lock on the store (C(flock) on C(.ollama_store.lock) in O(path), removed when done), so two
+    seeders of one store never write the same files at once; the second waits (see O(lock_timeout)), then
+    finds the model in place.
+  - V(present) downloads only the blobs that are missing or incomplete; a store that already holds the
+    complete model is left alone without contacting the registry.
+  - The download's progress (percentage, bytes, rate, ETA, blobs and connections) is printed by the action
     plugin of this module while the task runs, see O(progress_interval).
 author:
   - AI Platform team (@aiplatform)
@@ -30,24 +37,30 @@ attributes:
   check_mode:
     support: full
     description:
-      - Reports whether the model would be seeded or removed, with the registry's digest and the bytes to download.
+      - Reports whether the models would be seeded, repaired or removed, with the registry's digest and the
+        bytes to download. O(state=verified) re-hashes the blobs in check mode too (it only reads).
   diff_mode:
     support: full
-    description: Shows the model's manifest digest and size in the store before and after.
+    description:
+      - Shows each model's manifest digest and size in the store before and after; for O(state=verified), the
+        missing and corrupt blobs before.
   platform:
     platforms: posix
     support: full
-    description: Runs on the host whose filesystem holds the store; that host downloads the model.
+    description: Runs on the host whose filesystem holds the store; that host downloads the models.
 extends_documentation_fragment:
   - aiplatform.ollama.ollama_registry
 options:
   name:
     description:
-      - The model reference, as C(ollama pull) takes it.
+      - The model reference, as C(ollama pull) takes it, or a list of them.
       - V(qwen2.5:72b) means V(registry.ollama.ai/library/qwen2.5:72b); a private registry is given as
         V(registry.example.com:5000/library/qwen2.5:72b).
+      - The models of a list download at the same time, sharing O(max_connections). With
+        O(registry_username) they must all come from one registry.
       - Validated before anything is read or written.
-    type: str
+    type: list
+    elements: str
     required: true
     aliases: [model]
   path:
@@ -61,11 +74,46 @@ options:
     required: true
   state:
     description:
-      - V(present) downloads the model when the store does not hold it completely.
+      - V(present) downloads a model when the store does not hold it completely.
+      - V(latest) also downloads it when the registry serves another manifest for the tag than the store
+        holds (the tag moved), as M(aiplatform.ollama.ollama_model) does; the blobs of the former manifest
+        that no other manifest uses are removed, as C(ollama pull) removes them.
+      - V(verified) re-hashes every blob the model's manifest names and fails, naming them, when some are
+        missing or corrupt; with O(repair=true) it downloads them again instead (a model not in the store at
+        all is seeded).
       - V(absent) removes the model's manifest, then the blobs no other manifest in the store uses.
     type: str
-    choices: [present, absent]
+    choices: [present, absent, latest, verified]
     default: present
+  repair:
+    description:
+      - With O(state=verified), remove the corrupt blobs and download them, and the missing ones, again.
+    type: bool
+    default: false
+  max_connections:
+    description:
+      - Connections at once over all the blobs and models of the task.
+    type: int
+    default: 16
+  parts:
+    description:
+      - Connections at once for one blob, and about how many parts a blob is split into (16, as C(ollama pull)
+        uses). Parts are at least 16 MiB and at most 1 GB unless O(part_size) says otherwise, so a large blob
+        has more parts, 16 of them at a time.
+      - V(1) downloads each blob as one stream.
+    type: int
+    default: 16
+  part_size:
+    description:
+      - Size of the parts a blob is split into, e.g. V(64MiB), V(1G) or a number of bytes (K, M, G are powers
+        of 1024); at least V(1MiB). A blob is never split into more than 4096 parts.
+      - Unset, the blob's size divided by O(parts), within 16 MiB and 1 GB.
+    type: str
+  lock_timeout:
+    description:
+      - Seconds to wait for another seeder of the same store to finish before failing, naming it.
+      - Unset, wait as long as it runs. Its lock goes with its process, so a killed seeder never blocks one.
+    type: float
   validate_certs:
     description:
       - Verify the TLS certificates of the registry and of the blob host it redirects to.
@@ -77,13 +125,14 @@ options:
     type: path
   timeout:
     description:
-      - Seconds to wait for the registry to accept a connection and for each read of a download.
+      - Seconds to wait for the registry to accept a connection and for each read of a download. A part whose
+        connection breaks or stalls that long is tried again from where it stopped.
     type: float
     default: 60
   progress_interval:
     description:
-      - Seconds between two progress lines the action plugin prints during a download. V(0) runs the
-        module without progress output (and without the asynchronous job that carries it).
+      - Seconds between two progress lines the action plugin prints during a download or verification.
+        V(0) runs the module without progress output (and without the asynchronous job that carries it).
       - Ignored when the task itself sets C(async).
     type: float
     default: 10
@@ -94,6 +143,7 @@ options:
     type: path
 seealso:
   - module: aiplatform.ollama.ollama_model
+  - module: aiplatform.ollama.ollama_bundle
   - name: Ollama model store layout
     description: Where Ollama keeps manifests and blobs (OLLAMA_MODELS).
     link: https://github.com/ollama/ollama/blob/main/docs/faq.md#where-are-models-stored
@@ -104,6 +154,8 @@ notes:
     supported; Ollama's own key-pair authentication (private models on ollama.com) is not.
   - The store is writable only by the user the module runs as; run it with the owner of the volume
     (become) so that the server can read what it writes.
+  - Memory stays flat whatever the model's size (one 256 KiB buffer per connection); the page cache of the
+    written blobs is the kernel's, which a memory-limited pod is charged for.
 """
 
 EXAMPLES = r"""
@@ -112,14 +164,38 @@ EXAMPLES = r"""
     name: qwen2.5:72b
     path: /mnt/ollama-models/models
 
-- name: Seed from a private plain-HTTP mirror with credentials, progress every 30 seconds
+- name: Seed two models at once from a private plain-HTTP mirror, 32 connections in all
   aiplatform.ollama.ollama_store_model:
-    name: registry.internal:5000/library/qwen2.5:7b
+    name:
+      - registry.internal:5000/library/qwen2.5:7b
+      - registry.internal:5000/library/nomic-embed-text:latest
     path: /var/lib/ollama/models
     insecure: true
+    max_connections: 32
     progress_interval: 30
     registry_username: puller
     registry_password: "{{ vault_registry_token }}"
+
+- name: Keep the store on the registry's current qwen2.5:7b, waiting at most 10 minutes for another seeder
+  aiplatform.ollama.ollama_store_model:
+    name: qwen2.5:7b
+    path: /var/lib/ollama/models
+    state: latest
+    lock_timeout: 600
+
+- name: Re-hash every blob of the model and download the corrupt or missing ones again
+  aiplatform.ollama.ollama_store_model:
+    name: qwen2.5:72b
+    path: /mnt/ollama-models/models
+    state: verified
+    repair: true
+
+- name: One stream per blob, for a server that limits connections
+  aiplatform.ollama.ollama_store_model:
+    name: qwen2.5:0.5b
+    path: /var/lib/ollama/models
+    parts: 1
+    max_connections: 2
 
 - name: Remove a model (blobs that other models share stay)
   aiplatform.ollama.ollama_store_model:
@@ -130,21 +206,22 @@ EXAMPLES = r"""
 
 RETURN = r"""
 model:
-  description: The normalised model reference.
+  description: The normalised model reference (of the first model when O(name) lists several; see RV(models)).
   returned: always
   type: str
   sample: registry.ollama.ai/library/qwen2.5:72b
 name:
-  description: The model as Ollama lists it.
+  description: The model as Ollama lists it (the first one when O(name) lists several).
   returned: always
   type: str
   sample: qwen2.5:72b
 action:
-  description: What was done (or would be done in check mode).
+  description:
+    - What was done (or would be done in check mode); with several models, the most significant of theirs.
   returned: always
   type: str
   sample: seeded
-  choices: [none, seeded, removed]
+  choices: [none, seeded, repaired, removed]
 digest:
   description:
     - Digest of the model's manifest in the store after the task, as Ollama lists it (empty when absent).
@@ -167,21 +244,33 @@ manifest_path:
   type: str
   sample: /var/lib/ollama/models/manifests/registry.ollama.ai/library/qwen2.5/72b
 blobs_downloaded:
-  description: Digests of the blobs downloaded (or, in check mode, that would be).
+  description: Digests of the blobs downloaded (or, in check mode, that would be), of all the models.
   returned: always
   type: list
   elements: str
 blobs_removed:
-  description: Digests of the blobs removed with O(state=absent).
+  description: Digests of the blobs removed, by O(state=absent) or as those of a replaced manifest by O(state=latest).
+  returned: always
+  type: list
+  elements: str
+blobs_missing:
+  description: Digests of the blobs O(state=verified) found missing (before a repair).
+  returned: always
+  type: list
+  elements: str
+blobs_corrupt:
+  description: Digests of the blobs O(state=verified) found of the wrong size or content (before a repair).
   returned: always
   type: list
   elements: str
 bytes_freed:
   description: Bytes of blob files removed with O(state=absent).
-  returned: when O(state=absent) removed the model
+  returned: when O(state=absent) removed a model
   type: int
 bytes_transferred:
-  description: Bytes downloaded by this run (in check mode, that would be); blobs already in the store do not count.
+  description:
+    - Bytes downloaded by this run (in check mode, that would be); blobs already in the store, and what an
+      interrupted run already downloaded, do not count.
   returned: always
   type: int
 seconds:
@@ -192,17 +281,71 @@ bytes_per_second:
   description: Average download rate.
   returned: always
   type: float
+models:
+  description: One entry per model of O(name), with the fields above that describe one model.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    model:
+      description: The normalised model reference.
+      type: str
+    name:
+      description: The model as Ollama lists it.
+      type: str
+    action:
+      description: What was done to this model.
+      type: str
+    changed:
+      description: Whether this model changed.
+      type: bool
+    digest:
+      description: Its manifest's digest in the store after the task.
+      type: str
+    size:
+      description: Bytes of its blobs.
+      type: int
+    manifest_path:
+      description: Its manifest file.
+      type: str
+    registry_digest:
+      description: Its manifest's digest in the registry, when the registry was asked.
+      type: str
+    blobs_downloaded:
+      description: Its blobs downloaded.
+      type: list
+      elements: str
+    blobs_removed:
+      description: Its blobs removed.
+      type: list
+      elements: str
+    blobs_missing:
+      description: Its blobs found missing by O(state=verified).
+      type: list
+      elements: str
+    blobs_corrupt:
+      description: Its blobs found corrupt by O(state=verified).
+      type: list
+      elements: str
 """
 
 import os  # noqa: E402
+import re  # noqa: E402
 import time  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
+from ansible_collections.aiplatform.ollama.plugins.module_utils.blob_download import (  # noqa: E402
+    DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_PARTS,
+    MIN_PART_SIZE,
+    DownloadFailed,
+)
 from ansible_collections.aiplatform.ollama.plugins.module_utils.model_ref import ModelRef, ModelRefError  # noqa: E402
 from ansible_collections.aiplatform.ollama.plugins.module_utils.ollama_registry import (  # noqa: E402
     REGISTRY_ARGS,
     REGISTRY_REQUIRED_TOGETHER,
+    RegistryBlobSource,
     RegistryClient,
     RegistryError,
     ollama_manifest_digest,
@@ -210,6 +353,8 @@ from ansible_collections.aiplatform.ollama.plugins.module_utils.ollama_registry 
 from ansible_collections.aiplatform.ollama.plugins.module_utils.ollama_store import (  # noqa: E402
     OllamaStore,
     StoreError,
+    descriptors,
+    digest_hex,
 )
 from ansible_collections.aiplatform.ollama.plugins.module_utils.progress import (  # noqa: E402
     DownloadProgress,
@@ -217,46 +362,154 @@ from ansible_collections.aiplatform.ollama.plugins.module_utils.progress import 
     human_bytes,
 )
 
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?\s*$", re.IGNORECASE)
+_ACTIONS = ("removed", "repaired", "seeded")
 
-class SeedTask:
-    def __init__(self, module, ref):
-        self.module = module
+
+def parse_size(value):
+    """`64MiB`, `64M`, `1G`, `104857600` -> bytes (K, M, G, T are powers of 1024); None when unset."""
+    if value is None or value == "":
+        return None
+    match = _SIZE.match(str(value))
+    if not match:
+        raise ValueError(value)
+    number, unit = match.groups()
+    return int(float(number) * 1024 ** " kmgt".index(unit.lower() or " "))
+
+
+class ModelSeed:
+    """One model of the task: what the store has, what the registry has, what is done about it."""
+
+    def __init__(self, ref, manifest_path):
         self.ref = ref
+        self.manifest_path = manifest_path
+        self.before = None  # LocalManifest
+        self.after = None  # LocalManifest, or the planned {"digest", "size"} in check mode
+        self.remote = None  # RegistryClient.resolve()
+        self.manifest = None  # the manifest the store must end up with
+        self.todo = []  # [(digest, size)] to download
+        self.action = "none"
+        self.downloaded = []
+        self.removed = []
+        self.missing = []
+        self.corrupt = {}  # digest -> what was found
+        self.written = False  # its manifest was written although the task failed
+
+    @property
+    def changed(self):
+        return self.action != "none"
+
+    def state(self, entry):
+        if entry is None:
+            return {}
+        if isinstance(entry, dict):
+            return dict(entry)
+        return {"digest": entry.digest, "size": entry.size}
+
+    def result(self):
+        after = self.state(self.after)
+        out = dict(
+            model=self.ref.full,
+            name=self.ref.short,
+            action=self.action,
+            changed=self.changed,
+            digest=after.get("digest", ""),
+            size=after.get("size", 0),
+            manifest_path=self.manifest_path,
+            blobs_downloaded=list(self.downloaded),
+            blobs_removed=list(self.removed),
+            blobs_missing=list(self.missing),
+            blobs_corrupt=sorted(self.corrupt),
+        )
+        if self.remote:
+            out["registry_digest"] = self.remote["digest"]
+        return out
+
+    def diff(self, where):
+        header = f"{self.ref.short} in {where}"
+        before = self.state(self.before)
+        if before and (self.missing or self.corrupt):
+            before.update(blobs_missing=list(self.missing), blobs_corrupt=sorted(self.corrupt))
+        after = self.state(self.after)
+        return {
+            "before": dict(before, model=self.ref.full) if before else {},
+            "after": dict(after, model=self.ref.full) if after else {},
+            "before_header": header,
+            "after_header": header,
+        }
+
+
+class StoreSeeder:
+    """One run of the module over the models it names, sharing one store lock and one download."""
+
+    def __init__(self, module, refs):
+        self.module = module
         self.params = module.params
         self.store = OllamaStore(self.params["path"])
-        self.result = dict(
-            changed=False,
-            model=ref.full,
-            name=ref.short,
-            action="none",
-            digest="",
-            size=0,
-            manifest_path=self.store.manifest_path(ref),
-            blobs_downloaded=[],
-            blobs_removed=[],
-            bytes_transferred=0,
-            seconds=0.0,
-            bytes_per_second=0.0,
+        self.models = [ModelSeed(ref, self.store.manifest_path(ref)) for ref in refs]
+        self.clients = {}
+        self.report = ProgressFile(self.params["progress_file"])
+        self.stats = dict(bytes_transferred=0, seconds=0.0, bytes_per_second=0.0)
+        self.freed = None
+
+    @property
+    def names(self):
+        return ", ".join(m.ref.short for m in self.models)
+
+    # -- results ------------------------------------------------------------------------------
+
+    def results(self):
+        results = [m.result() for m in self.models]
+        first = dict(results[0])
+        first.pop("changed")
+        actions = [m.action for m in self.models if m.changed]
+        out = dict(
+            first,
+            changed=bool(actions),
+            action=next((a for a in _ACTIONS if a in actions), "none"),
+            blobs_downloaded=list(dict.fromkeys(d for r in results for d in r["blobs_downloaded"])),
+            blobs_removed=list(dict.fromkeys(d for r in results for d in r["blobs_removed"])),
+            blobs_missing=list(dict.fromkeys(d for r in results for d in r["blobs_missing"])),
+            blobs_corrupt=list(dict.fromkeys(d for r in results for d in r["blobs_corrupt"])),
+            models=results,
+            **self.stats,
         )
+        if self.freed is not None:
+            out["bytes_freed"] = self.freed
+        return out
 
     def fail(self, msg, **extra):
-        self.module.fail_json(msg=msg, **dict(self.result, **extra))
+        self.report.remove()
+        self.module.fail_json(msg=msg, **dict(self.results(), **extra))
 
-    def local(self):
+    def finish(self, msg=None):
+        out = self.results()
+        if msg:
+            out["msg"] = msg
+        if self.module._diff:
+            diffs = [m.diff(self.store.root) for m in self.models]
+            out["diff"] = diffs[0] if len(diffs) == 1 else diffs
+        self.module.exit_json(**out)
+
+    # -- reading ------------------------------------------------------------------------------
+
+    def local(self, model):
         try:
-            return self.store.read_manifest(self.ref)
+            return self.store.read_manifest(model.ref)
         except StoreError as err:
             if err.kind == "corrupt":
-                self.module.warn(f"{err}; seeding {self.ref.short} replaces it")
+                self.module.warn(f"{err}; seeding {model.ref.short} replaces it")
                 return None
-            self.fail(f"reading the store {self.store.root} for {self.ref.short}: {err}")
+            self.fail(f"reading the store {self.store.root} for {model.ref.short}: {err}")
 
-    def registry(self):
-        return RegistryClient.from_params(self.ref.host, self.params)
+    def client(self, host):
+        if host not in self.clients:
+            self.clients[host] = RegistryClient.from_params(host, self.params)
+        return self.clients[host]
 
-    def resolve(self, client):
+    def resolve(self, model):
         try:
-            remote = client.resolve(self.ref.repository, self.ref.tag)
+            model.remote = self.client(model.ref.host).resolve(model.ref.repository, model.ref.tag)
         except RegistryError as err:
             fix = {
                 "not_found": "check the model name and tag, or push the model to that registry",
@@ -265,76 +518,143 @@ class SeedTask:
                 "timeout": "raise timeout, or check the network between this host and the registry",
                 "auth": "set registry_username and registry_password",
             }.get(err.kind, "check the registry")
-            self.fail(f"seeding {self.ref.short} into {self.store.root}: {err} ({fix}); nothing was written")
-        self.result["registry_digest"] = remote["digest"]
-        return remote
+            self.fail(f"seeding {model.ref.short} into {self.store.root}: {err} ({fix}); nothing was written")
+        return model.remote
 
-    def download(self, client, todo, needed):
-        repository = self.ref.repository
+    def complete(self, entry):
+        return entry is not None and not self.store.missing(entry.manifest)
 
-        def opener_for(digest):
-            def opener(offset):
-                resp = client.open_blob(repository, digest, offset)
-                status = getattr(resp, "status", None) or resp.getcode()
-                return resp, offset if offset and status == 206 else 0
+    def current(self, model, entry):
+        """Whether the store's manifest is the one the registry serves (either digest Ollama may list)."""
+        remote = model.remote
+        return entry is not None and digest_hex(entry.digest) in (
+            digest_hex(remote["digest"]),
+            digest_hex(remote["ollama_digest"]),
+        )
 
-            return opener
+    def plan(self, model, latest):
+        """What seeding `model` takes; model.todo empty when the store holds what is asked."""
+        entry = model.before = self.local(model)
+        if not latest and self.complete(entry):
+            model.after, model.todo, model.action = entry, [], "none"
+            return
+        remote = model.remote or self.resolve(model)
+        if latest and self.complete(entry) and self.current(model, entry):
+            model.after, model.todo, model.action = entry, [], "none"
+            return
+        model.manifest = remote["manifest"]
+        model.todo = self.store.missing(model.manifest)
+        model.action = "seeded"
+        model.after = {"digest": remote["ollama_digest"], "size": remote["size"]}
 
-        progress = DownloadProgress(needed)
-        report = ProgressFile(self.params["progress_file"])
+    # -- writing ------------------------------------------------------------------------------
 
-        def advance(count):
-            progress.add(count)
-            if report.due():
-                report.write(progress.snapshot(self.ref.short))
+    def locked(self, what):
+        def waiting(holder, waited):
+            self.report.write({"model": self.names, "status": f"waiting {int(waited)}s for the store lock ({holder})"})
 
-        started = time.monotonic()
-        transferred = 0
+        return self.store.lock(
+            timeout=self.params["lock_timeout"], holder=f"ollama_store_model {what} {self.names}", waiting=waiting
+        )
+
+    def lock_failed(self, err):
+        if err.kind == "locked":
+            self.fail(f"{err}; nothing was written")
+        self.fail(f"{self.params['state']} {self.names} in {self.store.root}: {err}")
+
+    def free_space(self, needed):
         try:
-            for number, (digest, size) in enumerate(todo, 1):
-                progress.status = f"blob {number}/{len(todo)} {digest[:19]} ({human_bytes(size)})"
-                report.write(progress.snapshot(self.ref.short), force=True)
-                try:
-                    transferred += self.store.download_blob(digest, size, opener_for(digest), advance)
-                except RegistryError as err:
-                    self.fail(
-                        f"downloading blob {digest} of {self.ref.short} from registry {self.ref.host}: {err}; "
-                        "the manifest was not written, a rerun resumes",
-                        bytes_transferred=transferred,
-                    )
-                except StoreError as err:
-                    self.fail(self.explain(err, digest, size), bytes_transferred=transferred, store_error=err.kind)
-                self.result["blobs_downloaded"].append(digest)
+            free = self.store.free_bytes()
+        except OSError:
+            return
+        if needed > free:
+            self.fail(
+                f"seeding {self.names} into {self.store.root} needs {human_bytes(needed)} more, but its "
+                f"filesystem has {human_bytes(free)} free: grow the volume or free space; nothing was written"
+            )
+
+    def download(self, wanted):
+        """Download [(model, digest, size)] in parallel parts, each blob once; fails naming the blob and model."""
+        blobs, owner = [], {}
+        for model, digest, size in wanted:
+            key = digest_hex(digest)
+            if key in owner:
+                continue
+            owner[key] = model
+            client = self.client(model.ref.host)
+            blobs.append((digest, size, RegistryBlobSource(client, model.ref.repository, digest, size)))
+        if not blobs:
+            return
+        needed = sum(size - self.store.partial_bytes(digest, size) for digest, size, _src in blobs)
+        progress = DownloadProgress(needed)
+
+        def status(number, digest, size, connections):
+            return f"blob {number}/{len(blobs)} {digest[:19]} ({human_bytes(size)}), {connections} connections"
+
+        def advance(count, downloader):
+            progress.add(count)
+            current = downloader.current()
+            if current and self.report.due():
+                number, job = current
+                progress.status = status(number, job.digest, job.size, downloader.active_connections)
+                self.report.write(progress.snapshot(self.names))
+
+        first = min(blobs, key=lambda blob: blob[1])  # the downloader starts with the smallest
+        progress.status = status(1, first[0], first[1], 0)
+        self.report.write(progress.snapshot(self.names), force=True)
+        started = time.monotonic()
+        try:
+            received = self.store.download_blobs(
+                blobs,
+                advance,
+                max_connections=self.params["max_connections"],
+                parts=self.params["parts"],
+                part_size=self.params["part_size"],
+            )
+        except DownloadFailed as err:
+            self.stats["bytes_transferred"] = err.transferred
+            self.write_complete_manifests()
+            model = owner[digest_hex(err.digest)]
+            if isinstance(err.cause, StoreError):
+                self.fail(self.explain(err.cause, model, err.digest, err.size), store_error=err.cause.kind)
+            self.fail(
+                f"downloading blob {err.digest} of {model.ref.short} from registry {model.ref.host}: {err.cause}; "
+                f"the manifest was not written, a rerun resumes{self.written_note()}"
+            )
         finally:
-            report.remove()
+            self.report.remove()
         seconds = time.monotonic() - started
-        self.result.update(
+        transferred = sum(received.values())
+        self.stats.update(
             bytes_transferred=transferred,
             seconds=round(seconds, 3),
             bytes_per_second=round(transferred / seconds, 1) if seconds > 0 else 0.0,
         )
+        for model, digest, _size in wanted:
+            model.downloaded.append(digest)
 
-    def explain(self, err, digest, size):
-        where = f"blob {digest} ({human_bytes(size)}) of {self.ref.short} from registry {self.ref.host}"
+    def explain(self, err, model, digest, size):
+        where = f"blob {digest} ({human_bytes(size)}) of {model.ref.short} from registry {model.ref.host}"
+        written = self.written_note()
         if err.kind == "digest":
             return (
                 f"{where} failed verification: its content has sha256 {err.found}, not {digest}. The registry "
                 "(or a proxy or CDN in between) served corrupt data; the partial file was removed and the "
-                f"manifest of {self.ref.short} was not written. Repair the registry's copy (push the model again) "
-                "and run again"
+                f"manifest of {model.ref.short} was not written. Repair the registry's copy (push the model again) "
+                f"and run again{written}"
             )
         if err.kind == "disk_full":
             return (
                 f"no space left in {self.store.root} while writing {where} ({self.free()} free): grow the volume "
-                "or free space, then run again; the download resumes from the -partial file and the manifest "
-                "was not written"
+                f"or free space, then run again; the download resumes from the -partial file and the manifest "
+                f"was not written{written}"
             )
         if err.kind in ("short", "size"):
             return (
                 f"{where}: {err}. The connection broke off or the registry sent the wrong length; the manifest "
-                "was not written, run again to resume"
+                f"was not written, run again to resume{written}"
             )
-        return f"{where}: {err}; the manifest was not written"
+        return f"{where}: {err}; the manifest was not written{written}"
 
     def free(self):
         try:
@@ -342,84 +662,247 @@ class SeedTask:
         except OSError:
             return "unknown"
 
-    def present(self):
-        before = self.local()
-        if before and not self.store.missing(before.manifest):
-            self.finish(before, before)
-        client = self.registry()
-        remote = self.resolve(client)
-        todo = self.store.missing(remote["manifest"])
-        needed = sum(size - self.store.partial_bytes(digest, size) for digest, size in todo)
-        self.result.update(changed=True, action="seeded", blobs_downloaded=[d for d, _s in todo])
-        planned = {"digest": remote["ollama_digest"], "size": remote["size"]}
-        if self.module.check_mode:
-            self.result.update(
-                bytes_transferred=needed,
-                msg=f"would seed {self.ref.short} into {self.store.root}: {human_bytes(needed)} to download",
-            )
-            self.finish(before, planned, planned=True)
+    def write_manifest(self, model):
         try:
-            free = self.store.free_bytes()
-        except OSError:
-            free = None
-        if free is not None and needed > free:
-            self.fail(
-                f"seeding {self.ref.short} into {self.store.root} needs {human_bytes(needed)} more, but its "
-                f"filesystem has {human_bytes(free)} free: grow the volume or free space; nothing was written"
-            )
-        self.result["blobs_downloaded"] = []
-        self.download(client, todo, needed)
-        try:
-            digest = self.store.write_manifest(self.ref, remote["manifest"])
+            digest = self.store.write_manifest(model.ref, model.manifest)
         except StoreError as err:
-            self.fail(f"writing the manifest of {self.ref.short} into {self.store.root}: {err}")
-        if digest != ollama_manifest_digest(remote["manifest"]):
-            self.fail(f"the manifest written for {self.ref.short} has digest {digest}, expected the one Ollama writes")
-        self.finish(before, self.store.read_manifest(self.ref))
+            self.fail(f"writing the manifest of {model.ref.short} into {self.store.root}: {err}")
+        if digest != ollama_manifest_digest(model.manifest):
+            self.fail(f"the manifest written for {model.ref.short} has digest {digest}, expected the one Ollama writes")
+        model.after = self.store.read_manifest(model.ref)
+
+    def write_complete_manifests(self):
+        """After a failed download: the models whose blobs all arrived are written all the same."""
+        for model in self.models:
+            if model.manifest and model.action != "none" and not self.store.missing(model.manifest):
+                self.write_manifest(model)
+                model.written = True
+
+    def written_note(self):
+        done = [m.ref.short for m in self.models if m.written]
+        return f" ({', '.join(done)} complete and written)" if done else ""
+
+    def prune_replaced(self, model):
+        """Blobs of the manifest a moved tag replaced, that no manifest uses any more (as `ollama pull` prunes)."""
+        if model.before is None or self.current(model, model.before):
+            return
+        removed, _freed, kept = self.store.prune([d for d, _s in descriptors(model.before.manifest)])
+        if kept:
+            self.module.warn(f"kept the blobs of the former manifest of {model.ref.short}: {kept}")
+        model.removed = removed
+
+    # -- states -------------------------------------------------------------------------------
+
+    def present(self, latest):
+        for model in self.models:
+            self.plan(model, latest)
+        todo = [m for m in self.models if m.changed]
+        if not todo:
+            self.finish()
+        if self.module.check_mode:
+            self.check_report(todo)
+        self.free_space(self.needed(todo))
+        try:
+            with self.locked("latest" if latest else "present"):
+                # another seeder may have written some of it while this one waited
+                for model in todo:
+                    self.plan(model, latest)
+                todo = [m for m in self.models if m.changed]
+                self.download([(m, d, s) for m in todo for d, s in m.todo])
+                for model in todo:
+                    self.write_manifest(model)
+                    if latest:
+                        self.prune_replaced(model)
+        except StoreError as err:
+            self.lock_failed(err)
+        self.finish()
+
+    def needed(self, models):
+        blobs = {digest_hex(d): (d, s) for m in models for d, s in m.todo}
+        return sum(s - self.store.partial_bytes(d, s) for d, s in blobs.values())
+
+    def check_report(self, models):
+        needed = self.needed(models)
+        for model in models:
+            model.downloaded = [d for d, _s in model.todo]
+        self.stats["bytes_transferred"] = needed
+        what = "repair" if self.params["state"] == "verified" else "seed"
+        self.finish(msg=f"would {what} {', '.join(m.ref.short for m in models)} in {self.store.root}: "
+                        f"{human_bytes(needed)} to download")
+
+    def verified(self):
+        # without a repair, a store that does not exist holds nothing to verify: no lock, nothing created for it
+        if self.module.check_mode or not (self.params["repair"] or os.path.isdir(self.store.root)):
+            self.verify_all()
+        else:
+            try:
+                with self.locked("verified"):
+                    self.verify_all()
+            except StoreError as err:
+                self.lock_failed(err)
+
+    def verify_all(self):
+        check = self.module.check_mode
+        for model in self.models:
+            model.before = self.local(model)
+            if model.before is not None:
+                self.verify(model)
+        broken = [m for m in self.models if m.before is None or m.missing or m.corrupt]
+        for model in self.models:
+            if model not in broken:
+                model.after = model.before
+        if not broken:
+            self.finish()
+        if not self.params["repair"]:
+            self.fail(
+                "; ".join(self.damage(m) for m in broken) + ". Set repair: true to download what is missing or "
+                "corrupt again (the corrupt files are removed first)"
+            )
+        for model in broken:
+            if model.before is None:
+                self.plan(model, latest=False)  # not in the store at all: repaired by seeding it
+            else:
+                model.manifest = model.before.manifest
+                broken_blobs = set(model.missing) | set(model.corrupt)
+                model.todo = [(d, s) for d, s in descriptors(model.manifest) if d in broken_blobs]
+                model.after = model.before
+            model.action = "repaired"
+        if check:
+            self.check_report(broken)
+        self.free_space(self.needed(broken))
+        for model in broken:
+            for digest in model.corrupt:
+                self.store.remove_blob(digest)
+        self.download([(m, d, s) for m in broken for d, s in m.todo])
+        for model in broken:
+            if model.before is None:
+                self.write_manifest(model)
+            else:
+                model.after = self.store.read_manifest(model.ref)
+        self.finish()
+
+    def verify(self, model):
+        blobs = descriptors(model.before.manifest)
+        progress = DownloadProgress(sum(s for _d, s in blobs))
+
+        def advance(count):
+            progress.add(count)
+            if self.report.due():
+                self.report.write(progress.snapshot(model.ref.short))
+
+        try:
+            for number, (digest, size) in enumerate(blobs, 1):
+                progress.status = f"verifying blob {number}/{len(blobs)} {digest[:19]} ({human_bytes(size)})"
+                self.report.write(progress.snapshot(model.ref.short), force=True)
+                status, found = self.store.verify_blob(digest, size, advance)
+                if status == "missing":
+                    model.missing.append(digest)
+                elif status == "corrupt":
+                    model.corrupt[digest] = found
+        except StoreError as err:
+            self.fail(f"verifying {model.ref.short} in {self.store.root}: {err}")
+        finally:
+            self.report.remove()
+
+    def damage(self, model):
+        if model.before is None:
+            return f"{model.ref.short} is not in the store {self.store.root} (no {model.manifest_path})"
+        parts = []
+        if model.missing:
+            parts.append("missing: " + ", ".join(model.missing))
+        if model.corrupt:
+            parts.append("corrupt: " + ", ".join(f"{d} ({found})" for d, found in model.corrupt.items()))
+        return f"{model.ref.short} in {self.store.root} has blobs {'; '.join(parts)}"
 
     def absent(self):
-        before = self.local()
-        if before is None and not os.path.lexists(self.store.manifest_path(self.ref)):
-            self.finish(None, None)
-        self.result.update(changed=True, action="removed")
-        if self.module.check_mode:
-            self.finish(before, None)
+        for model in self.models:
+            model.before = self.local(model)
+            if model.before is not None or os.path.lexists(model.manifest_path):
+                model.action = "removed"
+        if self.module.check_mode or not any(m.changed for m in self.models):
+            self.finish()
+        self.freed = 0
         try:
-            removed, freed, kept = self.store.remove(self.ref)
+            with self.locked("absent"):
+                for model in self.models:
+                    if model.changed:
+                        self.remove(model)
         except StoreError as err:
-            self.fail(f"removing {self.ref.short} from {self.store.root}: {err}")
+            self.lock_failed(err)
+        self.finish()
+
+    def remove(self, model):
+        try:
+            removed, freed, kept = self.store.remove(model.ref)
+        except StoreError as err:
+            self.fail(f"removing {model.ref.short} from {self.store.root}: {err}")
         if kept:
-            self.module.warn(f"removed the manifest of {self.ref.short} but kept its blobs: {kept}")
-        self.result.update(blobs_removed=removed, bytes_freed=freed)
-        self.finish(before, None)
+            self.module.warn(f"removed the manifest of {model.ref.short} but kept its blobs: {kept}")
+        model.removed = removed
+        self.freed += freed
 
-    def finish(self, before, after, planned=False):
-        def view(entry):
-            if entry is None:
-                return {}
-            if planned and entry is after:
-                return dict(entry)
-            return {"digest": entry.digest, "size": entry.size}
 
-        after_state = view(after)
-        self.result.update(digest=after_state.get("digest", ""), size=after_state.get("size", 0))
-        if self.module._diff:
-            header = f"{self.ref.short} in {self.store.root}"
-            self.result["diff"] = {
-                "before": dict(view(before), model=self.ref.full) if before else {},
-                "after": dict(after_state, model=self.ref.full) if after_state else {},
-                "before_header": header,
-                "after_header": header,
-            }
-        self.module.exit_json(**self.result)
+def validate(module):
+    """The options that argument_spec cannot check; fails naming the option, the value and the fix."""
+    params = module.params
+    for option in ("parts", "max_connections"):
+        if params[option] < 1:
+            module.fail_json(
+                msg=f"{option} must be at least 1, got {params[option]}: it is a number of parallel connections",
+                changed=False,
+            )
+    try:
+        params["part_size"] = parse_size(params["part_size"])
+    except ValueError:
+        module.fail_json(
+            msg=f"part_size must be a size such as 64MiB, 1G or a number of bytes, got {params['part_size']!r}",
+            changed=False,
+        )
+    if params["part_size"] is not None and params["part_size"] < MIN_PART_SIZE:
+        module.fail_json(
+            msg=f"part_size must be at least 1MiB ({MIN_PART_SIZE} bytes), got {params['part_size']} bytes: smaller "
+            "parts cost more in requests than they gain; leave it unset for Ollama's sizes",
+            changed=False,
+        )
+    if params["lock_timeout"] is not None and params["lock_timeout"] < 0:
+        module.fail_json(
+            msg=f"lock_timeout must be 0 or more seconds, got {params['lock_timeout']:g}: leave it unset to wait "
+            "as long as another seeder runs",
+            changed=False,
+        )
+    if params["repair"] and params["state"] != "verified":
+        module.fail_json(msg=f"repair applies to state=verified, not state={params['state']}", changed=False)
+    refs = []
+    for name in params["name"]:
+        try:
+            ref = ModelRef.parse(name)
+        except ModelRefError as err:
+            module.fail_json(msg=str(err), changed=False)
+        if all(ref.key() != other.key() for other in refs):
+            refs.append(ref)
+    if not refs:
+        module.fail_json(msg="name is empty: name at least one model, e.g. qwen2.5:72b", changed=False)
+    hosts = sorted(set(ref.host for ref in refs))
+    if params.get("registry_username") and len(hosts) > 1:
+        module.fail_json(
+            msg="registry_username and registry_password are for one registry, but name lists models of "
+            f"{', '.join(hosts)}: seed the models of each registry in a task of its own",
+            changed=False,
+        )
+    return refs
 
 
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            name=dict(type="str", required=True, aliases=["model"]),
+            name=dict(type="list", elements="str", required=True, aliases=["model"]),
             path=dict(type="path", required=True),
-            state=dict(type="str", choices=["present", "absent"], default="present"),
+            state=dict(type="str", choices=["present", "absent", "latest", "verified"], default="present"),
+            repair=dict(type="bool", default=False),
+            max_connections=dict(type="int", default=DEFAULT_MAX_CONNECTIONS),
+            parts=dict(type="int", default=DEFAULT_PARTS),
+            part_size=dict(type="str"),
+            lock_timeout=dict(type="float"),
             validate_certs=dict(type="bool", default=True),
             ca_path=dict(type="path"),
             timeout=dict(type="float", default=60),
@@ -430,14 +913,13 @@ def main():
         required_together=REGISTRY_REQUIRED_TOGETHER,
         supports_check_mode=True,
     )
-    try:
-        ref = ModelRef.parse(module.params["name"])
-    except ModelRefError as err:
-        module.fail_json(msg=str(err), changed=False)
-    task = SeedTask(module, ref)
-    if module.params["state"] == "absent":
-        task.absent()
-    task.present()
+    seeder = StoreSeeder(module, validate(module))
+    state = module.params["state"]
+    if state == "absent":
+        seeder.absent()
+    elif state == "verified":
+        seeder.verified()
+    seeder.present(latest=state == "latest")
 
 
 if __name__ == "__main__":

@@ -6,12 +6,15 @@ from __future__ import annotations
 import pytest
 
 from ansible_collections.aiplatform.ollama.plugins.module_utils import (
+    blob_download,
     gguf_header,
     k8s_quantity,
     model_bundle,
     model_info,
     model_ref,
     ollama_api,
+    ollama_registry,
+    ollama_store,
     preflight,
     sizing,
 )
@@ -24,7 +27,8 @@ from ansible_collections.aiplatform.ollama.plugins.module_utils.errors import (
 
 
 @pytest.mark.parametrize("cls", [ollama_api.OllamaError, model_info.ModelInfoError, gguf_header.GGUFError,
-                                 model_bundle.BundleError])
+                                 model_bundle.BundleError, ollama_registry.RegistryError, ollama_store.StoreError,
+                                 blob_download.DownloadError])
 def test_every_error_is_a_collection_error(cls):
     assert issubclass(cls, CollectionError)
 
