@@ -246,7 +246,7 @@ class PartialBlob:
             raise _io_error(err, f"renaming {self.partial}", self.final) from err
         with contextlib.suppress(OSError):
             os.remove(self.progress_path)
-        _fsync_dir(os.path.dirname(self.final))
+        fsync_dir(os.path.dirname(self.final))
 
     def close(self):
         if self.fd is not None:
@@ -275,7 +275,7 @@ def _pread_into(fd, view, offset):
     return len(data)
 
 
-def _fsync_dir(path):
+def fsync_dir(path):
     # the rename is durable only once the directory entry is; not every filesystem allows it
     try:
         fd = os.open(path, os.O_RDONLY)

@@ -39,6 +39,7 @@ from ansible_collections.aiplatform.ollama.plugins.module_utils.blob_download im
     DownloadFailed,
     PartialBlob,
     StreamSource,
+    fsync_dir,
 )
 from ansible_collections.aiplatform.ollama.plugins.module_utils.errors import CollectionError
 from ansible_collections.aiplatform.ollama.plugins.module_utils.ollama_registry import ollama_manifest_bytes
@@ -87,20 +88,6 @@ def manifest_size(manifest):
 
 def is_disk_full(err):
     return isinstance(err, OSError) and err.errno in _NO_SPACE
-
-
-def _fsync_dir(path):
-    # the rename is durable only once the directory entry is; not every filesystem allows it
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 class LocalManifest:
@@ -314,7 +301,7 @@ class OllamaStore:
             if tmp:
                 with contextlib.suppress(OSError):
                     os.remove(tmp)
-        _fsync_dir(os.path.dirname(path))
+        fsync_dir(os.path.dirname(path))
         return "sha256:" + hashlib.sha256(body).hexdigest()
 
     def remove(self, ref):

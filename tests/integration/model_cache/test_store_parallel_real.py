@@ -8,7 +8,6 @@ middle of a download and run again.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import signal
@@ -24,7 +23,7 @@ from ansible_collections.aiplatform.ollama.plugins.module_utils.ollama_registry 
 from tests.playbook import link_work_tree
 from tests.services.nginx import RegistryFront
 from tests.services.ollama import OllamaServer
-from tests.services.registry import MODEL_MEDIA_TYPE
+from tests.services.registry import MODEL_MEDIA_TYPE, sha256_file
 
 # 2 MiB/s per connection: slow enough that the parts of a 64 MiB blob clearly overlap and a kill lands
 # mid-download, fast enough for a test (8 connections: ~4 s)
@@ -46,14 +45,6 @@ def expected_files(published, host: str) -> set[str]:
     blobs = {"blobs/" + d["digest"].replace(":", "-") for d in [published.manifest["config"],
                                                                   *published.manifest["layers"]]}
     return {f"manifests/{host}/{name}/{tag}"} | blobs
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return "sha256:" + digest.hexdigest()
 
 
 def most_at_once(requests: list[dict]) -> int:
@@ -137,7 +128,7 @@ def test_capped_cdn_parts_download_at_once_and_the_model_is_complete(seeded_capp
     assert result["bytes_transferred"] == large.size
     assert set(files_under(store)) == expected_files(large, capped.host)  # no partial, progress or lock file
     layer = model_layer(large)
-    assert sha256_of(store / "blobs" / layer["digest"].replace(":", "-")) == layer["digest"]
+    assert sha256_file(store / "blobs" / layer["digest"].replace(":", "-")) == layer["digest"]
 
     requests = seeded_capped["requests"]
     ranged = [r for r in requests if r["status"] == 206]
@@ -230,7 +221,7 @@ def test_killed_seeder_resumes_each_part_and_fetches_little_more_than_the_rest(c
     # last checkpoint, and those still in flight when it was killed
     assert fetched < 1.10 * remainder, (fetched, remainder)
     assert set(files_under(store)) == expected_files(large, capped.host)
-    assert sha256_of(store / "blobs" / layer["digest"].replace(":", "-")) == layer["digest"]
+    assert sha256_file(store / "blobs" / layer["digest"].replace(":", "-")) == layer["digest"]
 
 
 @pytest.fixture(scope="module")
@@ -250,7 +241,7 @@ def test_server_without_range_support_gets_one_stream(no_range, large, tmp_path,
     requests = no_range.requests(layer["digest"], since)
     assert [(r["status"], r["sent"]) for r in requests] == [(200, layer["size"])], requests
     assert set(files_under(store)) == expected_files(large, no_range.host)
-    assert sha256_of(store / "blobs" / layer["digest"].replace(":", "-")) == layer["digest"]
+    assert sha256_file(store / "blobs" / layer["digest"].replace(":", "-")) == layer["digest"]
 
 
 def test_parts_left_by_a_killed_run_are_discarded_when_the_server_ignores_range(capped, no_range, large, tmp_path,
@@ -264,7 +255,7 @@ def test_parts_left_by_a_killed_run_are_discarded_when_the_server_ignores_range(
     no_range.settled(quiet=0.3)
     assert [r["status"] for r in no_range.requests(layer["digest"], since)] == [200]
     assert result["bytes_transferred"] >= layer["size"]
-    assert sha256_of(store / "blobs" / layer["digest"].replace(":", "-")) == layer["digest"]
+    assert sha256_file(store / "blobs" / layer["digest"].replace(":", "-")) == layer["digest"]
     assert not any(name.endswith(("-partial", ".json", ".lock")) for name in files_under(store))
 
 
@@ -282,7 +273,7 @@ def test_two_seeders_at_once_make_one_correct_model(capped, large, tmp_path):
     # the one that waited found the model complete: the layer came from the CDN once
     assert sum(r["sent"] for r in capped.requests(layer["digest"], since)) == layer["size"]
     assert set(files_under(store)) == expected_files(large, capped.host)
-    assert sha256_of(store / "blobs" / layer["digest"].replace(":", "-")) == layer["digest"]
+    assert sha256_file(store / "blobs" / layer["digest"].replace(":", "-")) == layer["digest"]
 
 
 def test_a_held_lock_makes_the_seeder_wait_then_fail_naming_the_holder(tmp_path, tiny_model, seed_module):
@@ -354,8 +345,8 @@ def test_verified_finds_a_corrupt_and_a_missing_blob_and_repairs_them(tmp_path, 
 
     repaired = seed_module(dict(args, state="verified", repair=True))
     assert not repaired["failed"] and repaired["changed"] and repaired["action"] == "repaired", repaired
-    assert sha256_of(blob) == layer["digest"]
-    assert sha256_of(store / "blobs" / template["digest"].replace(":", "-")) == template["digest"]
+    assert sha256_file(blob) == layer["digest"]
+    assert sha256_file(store / "blobs" / template["digest"].replace(":", "-")) == template["digest"]
     assert repaired["digest"] == ollama_manifest_digest(model.manifest)
     again = seed_module(dict(args, state="verified"))
     assert not again["failed"] and not again["changed"] and again["blobs_corrupt"] == again["blobs_missing"] == []
