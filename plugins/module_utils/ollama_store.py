@@ -132,13 +132,40 @@ class OllamaStore:
             except OSError as err:
                 raise _io_error(err, f"creating {path}", path) from err
 
-    def free_bytes(self):
-        """Bytes available to this user on the store's filesystem (of its nearest existing parent)."""
+    def _nearest_existing(self):
         path = self.root
         while not os.path.exists(path) and os.path.dirname(path) != path:
             path = os.path.dirname(path)
-        stat = os.statvfs(path)
+        return path
+
+    def free_bytes(self):
+        """Bytes available to this user on the store's filesystem (of its nearest existing parent)."""
+        stat = os.statvfs(self._nearest_existing())
         return stat.f_bavail * stat.f_frsize
+
+    def unwritable_reason(self):
+        """Why this user cannot write the store, naming the cause and the fix; None when it can.
+
+        Checked before anything is written, so that a permission problem is not mistaken for a full
+        disk or a registry failure halfway through a download.
+        """
+        path = self._nearest_existing()
+        try:
+            stat = os.statvfs(path)
+            info = os.stat(path)
+        except OSError as err:
+            return f"{path} cannot be read ({err.strerror}): check the path, the mount and its permissions"
+        if stat.f_blocks == 0:
+            # proc, sysfs and friends report no blocks: they hold no files of ours whatever the permissions
+            return (f"{path} is on a pseudo-filesystem that holds no files (it reports no blocks): give the store a "
+                    "directory on a disk or on the mounted volume")
+        if not os.path.isdir(path):
+            return f"{path} is not a directory: the store path must be a directory or not exist yet"
+        if not os.access(path, os.W_OK | os.X_OK):
+            return (f"user {os.geteuid()} cannot write to {path} (owner {info.st_uid}, mode "
+                    f"{oct(info.st_mode & 0o7777)}): run the task with become: true, or make the volume writable by "
+                    "that user (chown, or the pod's fsGroup)")
+        return None
 
     # -- reading ------------------------------------------------------------------------------
 

@@ -480,7 +480,8 @@ class StoreSeeder:
 
     def fail(self, msg, **extra):
         self.report.remove()
-        self.module.fail_json(msg=msg, **dict(self.results(), **extra))
+        # a failed task vouches for nothing it did: no model became visible
+        self.module.fail_json(msg=msg, **dict(self.results(), changed=False, action="none", **extra))
 
     def finish(self, msg=None):
         out = self.results()
@@ -561,6 +562,12 @@ class StoreSeeder:
         if err.kind == "locked":
             self.fail(f"{err}; nothing was written")
         self.fail(f"{self.params['state']} {self.names} in {self.store.root}: {err}")
+
+    def writable(self):
+        """Fail before anything is written (check mode too: the run would fail) when the store cannot be."""
+        reason = self.store.unwritable_reason()
+        if reason:
+            self.fail(f"cannot seed {self.names} into {self.store.root}: {reason}; nothing was written")
 
     def free_space(self, needed):
         try:
@@ -699,6 +706,7 @@ class StoreSeeder:
         todo = [m for m in self.models if m.changed]
         if not todo:
             self.finish()
+        self.writable()
         if self.module.check_mode:
             self.check_report(todo)
         self.free_space(self.needed(todo))
@@ -767,6 +775,7 @@ class StoreSeeder:
                 model.todo = [(d, s) for d, s in descriptors(model.manifest) if d in broken_blobs]
                 model.after = model.before
             model.action = "repaired"
+        self.writable()
         if check:
             self.check_report(broken)
         self.free_space(self.needed(broken))
@@ -845,6 +854,12 @@ class StoreSeeder:
 def validate(module):
     """The options that argument_spec cannot check; fails naming the option, the value and the fix."""
     params = module.params
+    if not os.path.isabs(params["path"]):
+        module.fail_json(
+            msg=f"path {params['path']!r} is relative: give the absolute path of the store (what OLLAMA_MODELS is "
+            "for the server that reads it), e.g. /var/lib/ollama/models",
+            changed=False,
+        )
     for option in ("parts", "max_connections"):
         if params[option] < 1:
             module.fail_json(

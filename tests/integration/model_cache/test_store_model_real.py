@@ -169,3 +169,21 @@ def test_interrupted_download_resumes_from_the_partial_file(tmp_path, registry, 
     assert result["bytes_transferred"] == model.size - have
     assert not partial.exists()
     assert os.path.getsize(store / "blobs" / layer["digest"].replace(":", "-")) == layer["size"]
+
+
+@pytest.mark.parametrize("check_mode", [False, True])
+def test_a_pseudo_filesystem_is_named_as_such_and_nothing_is_claimed(seed_module, tiny_model, check_mode):
+    # /proc holds no files whatever the permissions: the real cause, not "disk full" or the registry
+    result = seed_module(dict(name=tiny_model.ref, path="/proc/ollama-store/models", insecure=True),
+                         check_mode=check_mode)
+    assert result["failed"], result
+    assert "/proc is on a pseudo-filesystem that holds no files" in result["msg"]
+    assert "nothing was written" in result["msg"] and "free" not in result["msg"]
+    assert result["changed"] is False and result["action"] == "none"
+
+
+def test_a_relative_path_is_refused_before_anything_is_written(seed_module, tiny_model, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = seed_module(dict(name=tiny_model.ref, path="relative/models", insecure=True))
+    assert result["failed"] and "path 'relative/models' is relative" in result["msg"], result
+    assert not (tmp_path / "relative").exists()
