@@ -169,8 +169,9 @@ class Node:
 
     name: str
     cpu: str = "4"
-    # room for the prod inventory's 52Gi request (qwen2.5:72b), which the preflight checks
-    memory: str = "64Gi"
+    # the prod inventory requests 52Gi for qwen2.5:72b, and the suite leaves a release of each test
+    # running: room for several on each node, as kwok's nodes cost nothing
+    memory: str = "512Gi"
     labels: dict = field(default_factory=dict)
     unschedulable: bool = False
 
