@@ -35,6 +35,7 @@ import tempfile
 from urllib.error import HTTPError
 from urllib.parse import urljoin, urlsplit
 
+from ansible_collections.aiplatform.ollama.plugins.module_utils.blob_download import fsync_dir
 from ansible_collections.aiplatform.ollama.plugins.module_utils.errors import CollectionError
 from ansible_collections.aiplatform.ollama.plugins.module_utils.model_ref import ModelRef, ModelRefError
 from ansible_collections.aiplatform.ollama.plugins.module_utils.ollama_http import origin
@@ -684,7 +685,7 @@ def _write(bundle, store, todo, manifests):
     try:
         for digest, _size in todo:
             os.replace(temps.pop(digest), store.blob_path(digest))
-        _fsync_dir(store.blobs_dir)
+        fsync_dir(store.blobs_dir)
         for model in manifests:
             _write_manifest(store, model)
     except OSError as err:
@@ -717,15 +718,6 @@ def _os_error(err, root):
     return BundleError(f"writing into {root}: {err.strerror or err} ({err.filename})", kind="io")
 
 
-def _fsync_dir(path):
-    with contextlib.suppress(OSError):
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
 def _write_manifest(store, model):
     """The bundle's manifest bytes, verbatim (its digest is what Ollama lists), through a rename."""
     if store.missing(model.manifest):
@@ -744,7 +736,7 @@ def _write_manifest(store, model):
         with contextlib.suppress(OSError):
             os.remove(tmp)
         raise
-    _fsync_dir(os.path.dirname(path))
+    fsync_dir(os.path.dirname(path))
 
 
 # -- push into a registry -------------------------------------------------------------------------

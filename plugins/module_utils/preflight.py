@@ -107,7 +107,7 @@ def _model_name(info):
     return name
 
 
-def _node_resources(node, variables):
+def _node_resources(node):
     meta = node.get("metadata") or {}
     name = meta.get("name", "?")
     allocatable = (node.get("status") or {}).get("allocatable") or {}
@@ -159,16 +159,17 @@ def check(models, memory_limit=None, memory_request=None, storage_size=None, cpu
         sized.append({"name": name, "size_bytes": int(info.get("size") or 0), "memory": memory,
                       "memory_needed_bytes": need, "weights_bytes": memory["weights_bytes"]})
 
+    # each Node object read once, for the node check and the decode estimates
+    resources = [_node_resources(n) for n in nodes] if nodes is not None else None
     findings = []
     for model in sized:
         findings.append(_memory_finding(model, limit, memory_limit, headroom, names))
     findings.append(_storage_finding(sized, storage, storage_size, names))
     findings.append(_cpu_finding(cpu, cpu_limit, names))
     if nodes is not None:
-        findings.append(_nodes_finding(sized, [_node_resources(n, names) for n in nodes], request, cpu_req,
-                                       memory_request, cpu_request, names))
+        findings.append(_nodes_finding(sized, resources, request, cpu_req, memory_request, cpu_request, names))
     findings = [f for f in findings if f is not None]
-    estimates = _decode_estimates(sized, nodes, names)
+    estimates = _decode_estimates(sized, resources or [])
     report = [("ok: " if f["ok"] else "FAILED: ") + f["message"] for f in findings]
     report += [
         f"estimate: {e['model']} on {e['node']} decodes about {e['tokens_per_s']} tokens/s "
@@ -282,12 +283,10 @@ def _nodes_finding(sized, nodes, request, cpu_req, request_text, cpu_req_text, n
     )
 
 
-def _decode_estimates(sized, nodes, names):
+def _decode_estimates(sized, nodes):
     """Expected decode tok/s of each model on each node whose memory bandwidth node_tuning measured."""
-    if not nodes:
-        return []
     estimates = []
-    for node in (_node_resources(n, names) for n in nodes):
+    for node in nodes:
         if not node["bandwidth"]:
             continue
         for model in sized:
