@@ -6,7 +6,9 @@
 
 A module cannot print while it runs. It keeps the latest snapshot (bytes, percentage, rate, ETA)
 in a JSON file (ProgressFile); the action plugin of the module reads that file while the module
-runs as an asynchronous job and prints `progress_line` of it. The totals come from a Transfer
+runs as an asynchronous job and prints `progress_line` of it. The action plugin names the file in
+the module's environment (PROGRESS_FILE_ENV), not as a module option: it is a channel between the
+two halves of one task, nothing a user sets. The totals come from a Transfer
 subclass: PullProgress (ollama_api) counts the layers of an `/api/pull` stream, DownloadProgress
 the bytes a module downloads itself.
 """
@@ -108,6 +110,9 @@ class DownloadProgress(Transfer):
         return self._done
 
 
+PROGRESS_FILE_ENV = "AIPLATFORM_OLLAMA_PROGRESS_FILE"
+
+
 class ProgressFile:
     """The latest progress snapshot as JSON in one file, replaced atomically at most once a second."""
 
@@ -115,6 +120,11 @@ class ProgressFile:
         self.path = path
         self.every = every
         self._last = 0.0
+
+    @classmethod
+    def from_environment(cls, every=1.0):
+        """The file the action plugin named for this run; writes nothing when it named none."""
+        return cls(os.environ.get(PROGRESS_FILE_ENV) or None, every=every)
 
     def write(self, snapshot, force=False):
         if not self.path:

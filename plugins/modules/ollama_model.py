@@ -76,11 +76,6 @@ options:
       - Ignored when the task itself sets C(async).
     type: float
     default: 10
-  progress_file:
-    description:
-      - File on the managed host where the module keeps the latest pull progress as JSON, for the
-        action plugin to read. Set by the action plugin; there is no need to set it by hand.
-    type: path
 seealso:
   - module: aiplatform.ollama.ollama_info
   - module: aiplatform.ollama.ollama_health
@@ -302,7 +297,7 @@ class ModelTask:
     def pull(self, remote=None):
         layers, present = self.pull_plan(remote)
         progress = PullProgress(layers, present)
-        report = ProgressFile(self.params["progress_file"])
+        report = ProgressFile.from_environment()
         report.write(progress.snapshot(self.ref.short), force=True)
         started = time.monotonic()
         try:
@@ -407,7 +402,6 @@ def main():
         state=dict(type="str", choices=["present", "absent", "latest"], default="present"),
         pull_timeout=dict(type="float", default=900),
         progress_interval=dict(type="float", default=10),
-        progress_file=dict(type="path"),
     )
     module = AnsibleModule(argument_spec=argument_spec, required_together=REGISTRY_REQUIRED_TOGETHER,
                            supports_check_mode=True)

@@ -136,11 +136,6 @@ options:
       - Ignored when the task itself sets C(async).
     type: float
     default: 10
-  progress_file:
-    description:
-      - File on the managed host where the module keeps the latest download progress as JSON, for the
-        action plugin to read. Set by the action plugin; there is no need to set it by hand.
-    type: path
 seealso:
   - module: aiplatform.ollama.ollama_model
   - module: aiplatform.ollama.ollama_bundle
@@ -448,7 +443,7 @@ class StoreSeeder:
         self.store = OllamaStore(self.params["path"])
         self.models = [ModelSeed(ref, self.store.manifest_path(ref)) for ref in refs]
         self.clients = {}
-        self.report = ProgressFile(self.params["progress_file"])
+        self.report = ProgressFile.from_environment()
         self.stats = dict(bytes_transferred=0, seconds=0.0, bytes_per_second=0.0)
         self.freed = None
 
@@ -922,7 +917,6 @@ def main():
             ca_path=dict(type="path"),
             timeout=dict(type="float", default=60),
             progress_interval=dict(type="float", default=10),
-            progress_file=dict(type="path"),
             **REGISTRY_ARGS,
         ),
         required_together=REGISTRY_REQUIRED_TOGETHER,

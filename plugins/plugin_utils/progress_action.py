@@ -7,8 +7,9 @@
 A module cannot print while it runs, so the action plugin of a downloading module (ollama_model,
 ollama_store_model) starts the module as an asynchronous job, and while the job runs reads the
 progress file the module keeps on the managed host (module_utils/progress.py) and prints one line
-(percentage, bytes, rate, ETA) every `progress_interval` seconds. The module takes the options
-`progress_interval` and `progress_file`; each action plugin is a subclass naming what it does.
+(percentage, bytes, rate, ETA) every `progress_interval` seconds. The module takes the option
+`progress_interval` (it only documents it); the action plugin names the progress file in the job's
+environment (PROGRESS_FILE_ENV). Each action plugin is a subclass naming what it does.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from ansible.module_utils.common.text.converters import to_text
 from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
 
-from ansible_collections.aiplatform.ollama.plugins.module_utils.progress import progress_line
+from ansible_collections.aiplatform.ollama.plugins.module_utils.progress import PROGRESS_FILE_ENV, progress_line
 
 display = Display()
 
@@ -102,13 +103,15 @@ class ProgressAction(ActionBase):
         progress_path = self._connection._shell.join_path(
             async_dir, f"{self._task.action.split('.')[-1]}.{secrets.token_hex(8)}.progress.json"
         )
-        module_args = dict(self._task.args, progress_file=progress_path)
-
+        # the task's own environment entries come first; the progress file is added for this job only
+        environment = self._task.environment
+        self._task.environment = list(environment or []) + [{PROGRESS_FILE_ENV: progress_path}]
         self._task.async_val = _JOB_LIMIT
         try:
-            job = self._execute_module(module_args=module_args, task_vars=task_vars, wrap_async=True)
+            job = self._execute_module(task_vars=task_vars, wrap_async=True)
         finally:
             self._task.async_val = 0
+            self._task.environment = environment
         jid = job.get("ansible_job_id")
         if job.get("failed") or not jid:
             return job

@@ -3,10 +3,15 @@ sends (seen against the real server in the integration tests); no server is invo
 
 from __future__ import annotations
 
+import importlib
+import inspect
 import json
+
+import yaml
 
 from ansible_collections.aiplatform.ollama.plugins.module_utils.model_ref import ModelRef
 from ansible_collections.aiplatform.ollama.plugins.module_utils.ollama_api import OllamaError
+from ansible_collections.aiplatform.ollama.plugins.module_utils.progress import PROGRESS_FILE_ENV
 from ansible_collections.aiplatform.ollama.plugins.modules.ollama_model import ProgressFile, explain_pull_error
 
 REF = ModelRef.parse("registry.example.com:5000/library/qwen2.5:72b")
@@ -51,3 +56,15 @@ def test_progress_file_is_replaced_whole_and_removed(tmp_path):
     report.remove()
     assert not path.exists()
     ProgressFile(None).write({"x": 1})  # no file asked for: nothing happens
+
+
+def test_progress_file_comes_from_the_environment_not_an_option(tmp_path, monkeypatch):
+    monkeypatch.setenv(PROGRESS_FILE_ENV, str(tmp_path / "p.json"))
+    assert ProgressFile.from_environment().path == str(tmp_path / "p.json")
+    monkeypatch.delenv(PROGRESS_FILE_ENV)
+    assert ProgressFile.from_environment().path is None
+    # the channel between action plugin and module is no user option: neither documented nor accepted
+    for name in ("ollama_model", "ollama_store_model"):
+        module = importlib.import_module(f"ansible_collections.aiplatform.ollama.plugins.modules.{name}")
+        assert "progress_file" not in yaml.safe_load(module.DOCUMENTATION)["options"]
+        assert "progress_file" not in inspect.getsource(module.main)
