@@ -22,18 +22,47 @@ def files_under(path: Path) -> list[str]:
     return sorted(str(p.relative_to(path)) for p in path.rglob("*") if p.is_file()) if path.exists() else []
 
 
-def test_directory_target_check_seed_and_rerun(tmp_path, work_tree_collections, tiny_model):
+def task_output(output: str, name: str) -> str:
+    """The lines ansible-playbook printed for the task whose name starts with `name`."""
+    start = output.index(f"model_cache : {name}")
+    end = output.find("TASK [", start)
+    return output[start:] if end < 0 else output[start:end]
+
+
+@pytest.fixture(scope="module")
+def second_model(registry, model_factory):
+    return registry.push_model(model_factory.tiny(seed=7), name="itest/cache-second", tag="v1")
+
+
+def test_directory_target_check_seed_and_rerun(tmp_path, work_tree_collections, tiny_model, second_model):
     store = tmp_path / "store" / "models"
-    extra = {"model_cache_path": str(store), "model_cache_models": [tiny_model.ref], "model_cache_insecure": True}
+    extra = {"model_cache_path": str(store), "model_cache_models": [tiny_model.ref, second_model.ref],
+             "model_cache_insecure": True, "model_cache_parts": 2, "model_cache_max_connections": 3,
+             "model_cache_part_size": "1MiB", "model_cache_lock_timeout": 30}
     check = run_playbook(work_tree_collections, "seed_models.yml", "local", extra, "--check")
     assert check.returncode == 0 and check.recap["changed"] == 1, check.output[-3000:]
     assert "would download" in check.output and files_under(store) == []
     first = run_playbook(work_tree_collections, "seed_models.yml", "local", extra)
     assert first.returncode == 0 and first.recap["changed"] == 1, first.output[-3000:]
-    assert len(files_under(store / "manifests")) == 1
+    assert len(files_under(store / "manifests")) == 2
+    # one task seeds both (their blobs download together under one store lock), not a loop of one per model
+    seeding = task_output(first.output, "Seed the models")
+    assert "(item=" not in seeding and seeding.count("changed: [") == 1, seeding
     again = run_playbook(work_tree_collections, "seed_models.yml", "local", extra)
     assert again.returncode == 0 and again.recap["changed"] == 0, again.output[-3000:]
-    assert "already complete" in again.output
+    assert again.output.count("already complete") == 2 and "nothing to download" in again.output
+
+
+@pytest.mark.parametrize("variable, value", [("model_cache_parts", 0), ("model_cache_max_connections", -1),
+                                             ("model_cache_lock_timeout", "soon")])
+def test_directory_target_refuses_bad_download_settings(tmp_path, work_tree_collections, tiny_model,
+                                                        variable, value):
+    store = tmp_path / "models"
+    extra = {"model_cache_path": str(store), "model_cache_models": [tiny_model.ref], "model_cache_insecure": True,
+             "preflight_mode": "off", variable: value}
+    result = run_playbook(work_tree_collections, "seed_models.yml", "local", extra)
+    assert result.returncode != 0 and f"{variable} " in result.output and "Check the download settings" in result.output
+    assert not store.exists()
 
 
 def test_directory_target_needs_a_path(work_tree_collections):
