@@ -47,11 +47,17 @@ from ansible_collections.aiplatform.ollama.plugins.module_utils.ollama_registry 
 from ansible_collections.aiplatform.ollama.plugins.module_utils.ollama_store import (
     CHUNK,
     PARTIAL_SUFFIX,
+    PROGRESS_SUFFIX,
     OllamaStore,
     StoreError,
     descriptors,
     digest_hex,
     is_disk_full,
+)
+from ansible_collections.aiplatform.ollama.plugins.module_utils.progress import (
+    DownloadProgress,
+    ProgressFile,
+    human_bytes,
 )
 
 FORMAT = "aiplatform.ollama.model-bundle"
@@ -74,6 +80,53 @@ class BundleError(CollectionError):
 
     def __init__(self, msg, kind=None, member=None, **context):
         super().__init__(msg, kind=kind, member=member, **context)
+
+
+# -- progress -------------------------------------------------------------------------------------
+
+
+class BundleProgress:
+    """Progress of one export, import or push, as the snapshots the action plugin prints (module_utils/progress.py).
+
+    `report` is the module's ProgressFile.from_environment(); run without the action plugin (progress_interval
+    0, check mode, async) it names no file and nothing is written. Each phase (checking the store's blobs,
+    then writing) counts its own bytes against its own total, and its status names the blob it is at.
+    """
+
+    def __init__(self, report=None):
+        self.report = report if report is not None else ProgressFile(None)
+        self.what = ""
+        self.phase = ""
+        self.count = 0
+        self.transfer = DownloadProgress(0)
+
+    def start(self, blobs, phase=""):
+        """A phase over [(digest, size)]: `phase` prefixes the status ("checking")."""
+        self.transfer = DownloadProgress(sum(size for _d, size in blobs))
+        self.phase = phase
+        self.count = len(blobs)
+
+    def blob(self, number, digest, size):
+        words = [self.phase] if self.phase else []
+        words.append(f"blob {number}/{self.count} {digest[:19]} ({human_bytes(size)})")
+        self.transfer.status = " ".join(words)
+        self.report.write(self.transfer.snapshot(self.what), force=True)
+
+    def add(self, count):
+        self.transfer.add(count)
+        if self.report.due():
+            self.report.write(self.transfer.snapshot(self.what))
+
+    def waiting(self, holder, waited):
+        """StoreLock's `waiting` callback: the line says whom the import waits for."""
+        self.report.write({"model": self.what, "status": f"waiting {int(waited)}s for the store lock ({holder})"})
+
+    def close(self):
+        self.report.remove()
+
+
+def _names(refs):
+    return ", ".join(ref.short for ref in refs)
 
 
 # -- reading a bundle -----------------------------------------------------------------------------
@@ -348,32 +401,33 @@ class Bundle:
             raise _refuse(self.path, member.name, "is cut short", kind="corrupt")
         return data
 
-    def blob(self, digest):
-        """A reader of one blob member that checks its sha256 when it reaches the end."""
+    def blob(self, digest, on_read=None):
+        """A reader of one blob member that checks its sha256 when it reaches the end; `on_read(count)` gets
+        the bytes of every read."""
         name = blob_member(digest)
-        return HashingReader(self.tar.extractfile(self._members[name]), digest, self.blobs[digest], self.path, name)
+        return HashingReader(self.tar.extractfile(self._members[name]), digest, self.blobs[digest], self.path, name,
+                             on_read)
 
-    def hash_blob(self, digest, progress=None):
-        """Read one blob member to its end, verifying it (check mode, and push before upload)."""
-        reader = self.blob(digest)
+    def hash_blob(self, digest, on_read=None):
+        """Read one blob member to its end, verifying it (check mode)."""
+        reader = self.blob(digest, on_read)
         while reader.read(CHUNK):
-            if progress:
-                progress(reader.last)
+            pass
         reader.verify()
 
 
 class HashingReader:
     """File-like over a tar member: read() hashes; the read that returns b'' raises if the digest is wrong."""
 
-    def __init__(self, handle, digest, size, path, name):
+    def __init__(self, handle, digest, size, path, name, on_read=None):
         self.handle = handle
         self.digest = digest
         self.size = size
         self.path = path
         self.name = name
+        self.on_read = on_read
         self.hasher = hashlib.sha256()
         self.done = 0
-        self.last = 0
         self.found = None
 
     def read(self, amount=-1):
@@ -381,10 +435,12 @@ class HashingReader:
             data = self.handle.read(amount if amount is not None and amount >= 0 else CHUNK)
         except tarfile.TarError as err:
             raise _refuse(self.path, self.name, f"cannot be read to its end ({err})", kind="corrupt") from None
-        self.last = len(data)
         if data:
             self.hasher.update(data)
             self.done += len(data)
+            if self.on_read:
+                # the one place every byte of an export, import or push passes: progress is counted here
+                self.on_read(len(data))
         return data
 
     def verify(self):
@@ -509,13 +565,17 @@ def _tarinfo(name, size):
     return info
 
 
-def export_bundle(store_root, names, path, check_mode=False):
+def export_bundle(store_root, names, path, check_mode=False, progress=None):
     """Write the bundle of `names` from the store at `store_root` to `path`; result dict for the module.
 
     An existing bundle with exactly this index is left alone (idempotent); a file there that is not a
-    bundle is never replaced.
+    bundle is never replaced. Only the files the manifests name are read (the store's directory is never
+    listed), so a seeder's `-partial` files and their progress files, in the store at the same time, are
+    neither read nor carried. `progress` is a BundleProgress.
     """
+    progress = progress or BundleProgress()
     index, members = plan_export(store_root, names)
+    progress.what = ", ".join(ModelRef.parse(m["name"]).short for m in index["models"])
     result = {
         "models": [{"name": m["name"], "digest": m["digest"], "size": sum(b["size"] for b in m["blobs"])}
                    for m in index["models"]],
@@ -534,6 +594,7 @@ def export_bundle(store_root, names, path, check_mode=False):
     result["bytes_written"] = total  # an upper bound in check mode, the file's size otherwise
     if check_mode:
         return result
+    progress.start([(d, size) for _n, _s, size, d in members if d is not None])
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
         raise BundleError(f"the directory of {path} does not exist: create it first", kind="io")
@@ -543,12 +604,15 @@ def export_bundle(store_root, names, path, check_mode=False):
         with os.fdopen(fd, "wb") as raw:
             with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
                 tar.addfile(_tarinfo(INDEX, len(body)), _BytesReader(body))
+                number = 0
                 for name, source, size, digest in members:
                     if digest is None:
                         tar.addfile(_tarinfo(name, size), _BytesReader(source))
                         continue
+                    number += 1
+                    progress.blob(number, digest, size)
                     with open(source, "rb") as handle:
-                        reader = HashingReader(handle, digest, size, store_root, name)
+                        reader = HashingReader(handle, digest, size, store_root, name, progress.add)
                         # addfile copies exactly `size` bytes (the store checked the file's size)
                         tar.addfile(_tarinfo(name, size), reader)
                         if reader.verify_quietly():
@@ -590,9 +654,24 @@ class _BytesReader:
 
 
 # -- import into a store --------------------------------------------------------------------------
+#
+# An import writes into the store under the store's lock (ollama_store.StoreLock), the one every
+# ollama_store_model writer takes, so an import and a seed of the same store never interleave. The
+# bundle is validated before the lock is taken (it is the import's own file); what the store already
+# holds is looked at again under the lock, since a seeder may have written or removed blobs meanwhile.
+#
+# A seeder killed mid-download leaves `blobs/sha256-<hex>-partial` and its parts' progress,
+# `sha256-<hex>-partial.json`, for its next run to resume. The import's own temporary files are
+# `bundle-<random>-partial` and `manifest-<random>-partial` (mkstemp, O_EXCL): they can never have
+# those names, so an import neither reads, overwrites nor removes them by accident. Once the import has
+# renamed a blob into place, though, that blob's leftovers are removed on purpose: no seeder resumes a
+# blob the store holds complete (it downloads only what is missing), so they would only hold disk space
+# (a `-partial` is allocated at the blob's full size) until Ollama's start-up prune, which a store
+# imported into while a server runs has turned off (OLLAMA_NOPRUNE). Under the lock no seeder is writing
+# them. Leftovers of other blobs are left alone: a seeder resumes them.
 
 
-def _blob_ok(path, digest, size):
+def _blob_ok(path, digest, size, on_read=None):
     """True when the store's file for a blob exists with the right size and sha256."""
     try:
         if os.path.getsize(path) != size:
@@ -601,6 +680,8 @@ def _blob_ok(path, digest, size):
         with open(path, "rb") as handle:
             for chunk in iter(lambda: handle.read(CHUNK), b""):
                 hasher.update(chunk)
+                if on_read:
+                    on_read(len(chunk))
     except OSError:
         return False
     return "sha256:" + hasher.hexdigest() == digest
@@ -614,43 +695,108 @@ def _same_file(path, body):
         return False
 
 
-def import_bundle(path, store_root, check_mode=False):
+def _check_store(bundle, store, progress):
+    """(blobs to write [(digest, size)], models whose manifest to write): every blob the store has is re-hashed."""
+    progress.start([(d, s) for d, s in bundle.blobs.items() if os.path.exists(store.blob_path(d))], "checking")
+    todo, number = [], 0
+    for digest, size in bundle.blobs.items():
+        path = store.blob_path(digest)
+        if os.path.exists(path):
+            number += 1
+            progress.blob(number, digest, size)
+        if not _blob_ok(path, digest, size, progress.add):
+            todo.append((digest, size))
+    return todo, [m for m in bundle.models if not _same_file(store.manifest_path(m.ref), m.body)]
+
+
+def _recheck_store(bundle, store, todo):
+    """What is left to write once the lock is held, after a first look without it.
+
+    A blob that was intact then is still intact unless a writer removed it (a seeder checks every blob it
+    writes), so its size is enough; one that was to be written is hashed again, a seeder may have written it.
+    """
+    wanted = {d for d, _s in todo}
+    left = [(d, s) for d, s in bundle.blobs.items()
+            if (d in wanted and not _blob_ok(store.blob_path(d), d, s))
+            or (d not in wanted and not store.blob_complete(d, s))]
+    return left, [m for m in bundle.models if not _same_file(store.manifest_path(m.ref), m.body)]
+
+
+def _import_result(bundle, todo, manifests):
+    written = {d for d, _s in todo}
+    return {
+        "models": [
+            {"name": m.ref.full, "digest": m.digest, "size": m.total,
+             "action": "imported" if m in manifests else "unchanged"}
+            for m in bundle.models
+        ],
+        "blobs": [d for d, _s in todo],
+        "skipped": [d for d in bundle.blobs if d not in written],
+        "bytes_written": sum(s for _d, s in todo) + sum(m.size for m in manifests),
+        "changed": bool(todo or manifests),
+    }
+
+
+def import_bundle(path, store_root, check_mode=False, lock_timeout=None, progress=None):
     """Import every model of the bundle at `path` into the store at `store_root`; result dict.
 
     Blobs the store already holds intact are skipped without reading them from the bundle; a store file
-    of the wrong size or content is replaced. A manifest identical to the bundle's is left alone.
+    of the wrong size or content is replaced. A manifest identical to the bundle's is left alone. The
+    writes happen under the store's lock, waited for at most `lock_timeout` seconds (None: as long as its
+    holder runs). `progress` is a BundleProgress.
     """
     store = OllamaStore(store_root)
+    progress = progress or BundleProgress()
     with Bundle(path) as bundle:
-        todo = [(d, s) for d, s in bundle.blobs.items() if not _blob_ok(store.blob_path(d), d, s)]
-        manifests = [m for m in bundle.models if not _same_file(store.manifest_path(m.ref), m.body)]
-        result = {
-            "models": [
-                {"name": m.ref.full, "digest": m.digest, "size": m.total,
-                 "action": "imported" if m in manifests else "unchanged"}
-                for m in bundle.models
-            ],
-            "blobs": [d for d, _s in todo],
-            "skipped": [d for d in bundle.blobs if d not in {t for t, _s in todo}],
-            "bytes_written": sum(s for _d, s in todo) + sum(m.size for m in manifests),
-            "changed": bool(todo or manifests),
-        }
+        progress.what = _names(m.ref for m in bundle.models)
+        todo, manifests = _check_store(bundle, store, progress)
+        result = _import_result(bundle, todo, manifests)
         if check_mode:
-            for digest, _size in todo:
-                bundle.hash_blob(digest)  # the content is checked even when nothing is written
+            progress.start(todo)
+            for number, (digest, size) in enumerate(todo, 1):
+                progress.blob(number, digest, size)
+                bundle.hash_blob(digest, progress.add)  # the content is checked even when nothing is written
             return result
         if not result["changed"]:
+            # nothing to write: every file a seeder writes appears by an atomic rename, so a look without
+            # the lock saw complete files or none, as ollama_store_model's own check does
             return result
-        free = _free_bytes(store)
-        needed = sum(s for _d, s in todo)
-        if free is not None and needed > free:
-            raise BundleError(
-                f"importing {path} into {store.root} needs {needed} bytes for blobs, its filesystem has {free} "
-                "free: grow the volume or free space; nothing was written",
-                kind="disk_full",
-            )
-        _write(bundle, store, todo, manifests)
+        # the lock creates the store's directories: what did not exist is removed again should the import fail
+        created = list(dict.fromkeys(_missing_dirs(store.blobs_dir) + _missing_dirs(store.manifests_dir)))
+        inside = [p for p in created if p.startswith(store.root + os.sep)]
+        outside = [p for p in created if p not in inside]
+        try:
+            with store.lock(timeout=lock_timeout, holder=f"ollama_bundle importing {path}", waiting=progress.waiting):
+                try:
+                    todo, manifests = _recheck_store(bundle, store, todo)
+                    result = _import_result(bundle, todo, manifests)
+                    if result["changed"]:
+                        _free_space(path, store, todo)
+                        _write(bundle, store, todo, manifests, progress)
+                except BaseException:
+                    # while the lock is held no one else writes here: the directories are still empty
+                    _undo([], inside)
+                    raise
+        except BaseException as err:
+            # the lock file is gone now; the store's own directory goes too when this import created it
+            _undo([], outside)
+            if isinstance(err, StoreError):
+                if err.kind == "locked":
+                    raise BundleError(f"{err}; nothing was written", kind="locked") from None
+                raise BundleError(f"{err}; nothing was written", kind="io") from None
+            raise
     return result
+
+
+def _free_space(path, store, todo):
+    free = _free_bytes(store)
+    needed = sum(s for _d, s in todo)
+    if free is not None and needed > free:
+        raise BundleError(
+            f"importing {path} into {store.root} needs {needed} bytes for blobs, its filesystem has {free} "
+            "free: grow the volume or free space; nothing was written",
+            kind="disk_full",
+        )
 
 
 def _free_bytes(store):
@@ -660,15 +806,18 @@ def _free_bytes(store):
         return None
 
 
-def _write(bundle, store, todo, manifests):
+def _write(bundle, store, todo, manifests, progress):
     created = _missing_dirs(store.blobs_dir)
     temps = {}
+    progress.start(todo)
     try:
         for path in created:
             os.mkdir(path, 0o755)
-        for digest, _size in todo:
+        for number, (digest, size) in enumerate(todo, 1):
+            progress.blob(number, digest, size)
+            # never a seeder's name (sha256-<hex>-partial): see the comment above _blob_ok
             fd, temps[digest] = tempfile.mkstemp(prefix="bundle-", suffix=PARTIAL_SUFFIX, dir=store.blobs_dir)
-            reader = bundle.blob(digest)
+            reader = bundle.blob(digest, progress.add)
             with os.fdopen(fd, "wb") as handle:
                 for data in iter(lambda r=reader: r.read(CHUNK), b""):
                     handle.write(data)
@@ -684,13 +833,22 @@ def _write(bundle, store, todo, manifests):
     # every blob is verified: from here on only renames, each of which leaves a consistent store
     try:
         for digest, _size in todo:
-            os.replace(temps.pop(digest), store.blob_path(digest))
+            final = store.blob_path(digest)
+            os.replace(temps.pop(digest), final)
+            _supersede_leftovers(final)
         fsync_dir(store.blobs_dir)
         for model in manifests:
             _write_manifest(store, model)
     except OSError as err:
         _undo(temps.values(), [])
         raise _os_error(err, store.root) from None
+
+
+def _supersede_leftovers(final):
+    """Remove what an interrupted seed of this blob left, now that the blob is in place (see above _blob_ok)."""
+    for leftover in (final + PARTIAL_SUFFIX, final + PARTIAL_SUFFIX + PROGRESS_SUFFIX):
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(leftover)
 
 
 def _missing_dirs(path):
@@ -840,44 +998,63 @@ class PushClient(RegistryClient):
             return resp.headers.get("Docker-Content-Digest")
 
 
-def push_bundle(path, client, check_mode=False):
+def push_bundle(path, client, check_mode=False, progress=None):
     """Push every model of the bundle into the registry of `client` (a PushClient); result dict.
 
     Each model goes to `<registry>/<namespace>/<model>:<tag>`. Blobs the repository has are skipped,
     the others are uploaded (the registry checks each digest too), the manifest last, so the
-    registry never serves a manifest whose blobs are missing.
+    registry never serves a manifest whose blobs are missing. What is there is asked first, so that the
+    progress has its total before the first byte is sent. `progress` is a BundleProgress.
     """
+    progress = progress or BundleProgress()
     with Bundle(path) as bundle:
+        progress.what = _names(m.ref for m in bundle.models)
         result = {"models": [], "blobs": [], "skipped": [], "bytes_written": 0, "changed": False}
+        plan, queued = [], set()
         for model in bundle.models:
             repository, tag = model.ref.repository, model.ref.tag
-            name = f"{client.host}/{repository}:{tag}"
-            entry = {"name": name, "digest": model.digest, "size": model.total, "action": "unchanged"}
+            entry = {"name": f"{client.host}/{repository}:{tag}", "digest": model.digest, "size": model.total,
+                     "action": "unchanged"}
             result["models"].append(entry)
             if client.manifest_digest(repository, tag, model.media_type) == model.digest:
                 result["skipped"].extend(d for d, _s in model.blobs)
                 continue
             entry["action"] = "pushed"
             result["changed"] = True
+            uploads = []
             for digest, size in model.blobs:
-                if client.has_blob(repository, digest):
+                # a blob two models of one repository share is uploaded once
+                if (repository, digest) in queued or client.has_blob(repository, digest):
                     result["skipped"].append(digest)
                     continue
+                queued.add((repository, digest))
+                uploads.append((digest, size))
                 result["blobs"].append(digest)
                 result["bytes_written"] += size
-                if check_mode:
-                    bundle.hash_blob(digest)
-                    continue
-                reader = bundle.blob(digest)
-                try:
-                    client.upload_blob(repository, digest, size, reader)
-                except RegistryError:
-                    # the registry refuses content that does not match the digest: say which member is damaged
-                    if reader.done == size:
-                        reader.verify()
-                    raise
-                reader.verify()
             result["bytes_written"] += len(model.body)
+            plan.append((model, uploads))
+        progress.start([blob for _m, uploads in plan for blob in uploads])
+        number = 0
+        for model, uploads in plan:
+            for digest, size in uploads:
+                number += 1
+                progress.blob(number, digest, size)
+                if check_mode:
+                    bundle.hash_blob(digest, progress.add)
+                    continue
+                _upload(bundle, client, model.ref.repository, digest, size, progress)
             if not check_mode:
-                client.put_manifest(repository, tag, model.body, model.media_type)
+                client.put_manifest(model.ref.repository, model.ref.tag, model.body, model.media_type)
         return result
+
+
+def _upload(bundle, client, repository, digest, size, progress):
+    reader = bundle.blob(digest, progress.add)
+    try:
+        client.upload_blob(repository, digest, size, reader)
+    except RegistryError:
+        # the registry refuses content that does not match the digest: say which member is damaged
+        if reader.done == size:
+            reader.verify()
+        raise
+    reader.verify()

@@ -18,6 +18,13 @@ description:
     C(blobs/sha256-<hex>), plus an C(index.json) (format version, each model with the digest and
     size of its manifest and of every blob). It is written under a temporary name and renamed only
     when complete.
+  - An import takes the store's lock (C(flock) on C(.ollama_store.lock)), the one
+    M(aiplatform.ollama.ollama_store_model) takes, so an import and a seed of the same store never write
+    at once; see O(lock_timeout). The files an interrupted seed left for a blob the import writes
+    (C(sha256-<hex>-partial) and its C(.json)) are removed once that blob is in place, since no seeder
+    resumes a blob the store holds complete; those of other blobs are left to the seeder.
+  - The progress (percentage, bytes, rate, ETA, the blob at hand) is printed by the action plugin of this
+    module while the task runs, see O(progress_interval).
   - Importing and pushing trust nothing in the file. Every member must be a regular file (or a
     directory) with a relative name without C(..), named in the index with the size the index gives;
     symbolic links, hard links, devices, absolute paths and unexpected members make the task fail
@@ -93,6 +100,21 @@ options:
       - Seconds to wait for the registry to accept a connection and for each read or write.
     type: float
     default: 60
+  lock_timeout:
+    description:
+      - With O(state=imported), seconds to wait for another writer of the same store (a seeder,
+        M(aiplatform.ollama.ollama_store_model), or another import) to finish before failing, naming it;
+        nothing is written then.
+      - Unset, wait as long as it runs. Its lock goes with its process, so a killed seeder never blocks one.
+    type: float
+  progress_interval:
+    description:
+      - Seconds between two progress lines the action plugin prints while the bundle is written, imported
+        or pushed (and while an import re-checks the blobs the store already holds).
+        V(0) runs the module without progress output (and without the asynchronous job that carries it).
+      - Ignored when the task itself sets C(async).
+    type: float
+    default: 10
 seealso:
   - module: aiplatform.ollama.ollama_store_model
 notes:
@@ -116,6 +138,8 @@ EXAMPLES = r"""
     state: imported
     path: /srv/transfer/qwen2.5-72b.tar
     store: /mnt/ollama-models/models
+    lock_timeout: 600
+    progress_interval: 30
 
 - name: Fill the private mirror the seed Job pulls from
   aiplatform.ollama.ollama_bundle:
@@ -172,6 +196,7 @@ from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 from ansible_collections.aiplatform.ollama.plugins.module_utils.errors import CollectionError, InputError  # noqa: E402
 from ansible_collections.aiplatform.ollama.plugins.module_utils.model_bundle import (  # noqa: E402
     BundleError,
+    BundleProgress,
     PushClient,
     export_bundle,
     import_bundle,
@@ -182,6 +207,7 @@ from ansible_collections.aiplatform.ollama.plugins.module_utils.ollama_registry 
     REGISTRY_REQUIRED_TOGETHER,
     RegistryError,
 )
+from ansible_collections.aiplatform.ollama.plugins.module_utils.progress import ProgressFile  # noqa: E402
 
 _VERB = {"exported": "exporting", "imported": "importing", "pushed": "pushing"}
 
@@ -197,6 +223,8 @@ def main():
             validate_certs=dict(type="bool", default=True),
             ca_path=dict(type="path"),
             timeout=dict(type="float", default=60),
+            lock_timeout=dict(type="float"),
+            progress_interval=dict(type="float", default=10),
             **REGISTRY_ARGS,
         ),
         required_if=[
@@ -208,34 +236,47 @@ def main():
         supports_check_mode=True,
     )
     params = module.params
+    # the action plugin names the progress file in the environment; without it nothing is written
+    progress = BundleProgress(ProgressFile.from_environment())
     try:
-        result = run(params, module.check_mode)
+        result = run(params, module.check_mode, progress)
     except CollectionError as err:
         module.fail_json(msg=str(err), changed=False, error=err.details(), path=params["path"])
+    finally:
+        progress.close()
     module.exit_json(**result)
 
 
-def run(params, check_mode):
+def run(params, check_mode, progress=None):
     state = params["state"]
     for option in ("path", "store", "registry"):
         if params[option] is not None and not params[option].strip():
             raise InputError(f"{option} is empty: give the {option} to use with state={state}")
+    if params["lock_timeout"] is not None and params["lock_timeout"] < 0:
+        raise InputError(
+            f"lock_timeout must be 0 or more seconds, got {params['lock_timeout']:g}: leave it unset to wait as "
+            "long as another seeder runs"
+        )
     where = {"exported": params["store"], "imported": params["store"], "pushed": params["registry"]}[state]
     try:
         if state == "exported":
-            result = export_bundle(params["store"], params["models"], params["path"], check_mode)
+            result = export_bundle(params["store"], params["models"], params["path"], check_mode, progress)
         elif state == "imported":
-            result = import_bundle(params["path"], params["store"], check_mode)
+            result = import_bundle(params["path"], params["store"], check_mode, params["lock_timeout"], progress)
         else:
             client = PushClient.from_params(params["registry"].strip(), params)
-            result = push_bundle(params["path"], client, check_mode)
+            result = push_bundle(params["path"], client, check_mode, progress)
     except BundleError as err:
         raise BundleError(f"{_VERB[state]} bundle {params['path']} ({where}): {err}", kind=err.kind,
                           member=err.member) from err
     except RegistryError as err:
+        if err.kind == "auth" or err.status in (401, 403):
+            fix = ("Set registry_username and registry_password to an account that may push there; no model is "
+                   "visible there before its manifest is pushed")
+        else:
+            fix = "The models whose manifest was not pushed are not visible there; run again to continue"
         raise BundleError(
-            f"pushing bundle {params['path']} into registry {params['registry']}: {err}. The models whose "
-            "manifest was not pushed are not visible there; run again to continue",
+            f"pushing bundle {params['path']} into registry {params['registry']}: {err}. {fix}",
             kind="registry", url=err.url, status=err.status,
         ) from err
     result["path"] = params["path"]

@@ -16,17 +16,26 @@ from pathlib import Path
 
 import pytest
 
+from ansible_collections.aiplatform.ollama.plugins.module_utils.blob_download import (
+    PARTIAL_SUFFIX,
+    PROGRESS_SUFFIX,
+    DownloadFailed,
+    StreamSource,
+)
 from ansible_collections.aiplatform.ollama.plugins.module_utils.model_bundle import (
     FORMAT,
     INDEX,
     BundleError,
+    BundleProgress,
     export_bundle,
     import_bundle,
     unsafe_name,
 )
 from ansible_collections.aiplatform.ollama.plugins.module_utils.model_ref import ModelRef
 from ansible_collections.aiplatform.ollama.plugins.module_utils.ollama_store import OllamaStore, descriptors
+from ansible_collections.aiplatform.ollama.plugins.module_utils.progress import ProgressFile
 from tests.bundle_tars import members_of, write_tar
+from tests.module_runner import run_module
 
 MODEL = "localhost:5000/library/tiny:v1"
 OTHER = "localhost:5000/team/other:v2"
@@ -312,3 +321,89 @@ def test_not_a_tar_and_a_truncated_copy_are_refused(tmp_path, bundle):
 def test_unsafe_name(name, why):
     found = unsafe_name(name)
     assert (found is None) if why is None else (why in found), found
+
+
+# -- the store lock, a seeder's leftovers, progress -----------------------------------------------
+
+
+def interrupted_seed(root: Path, content: bytes) -> tuple[Path, Path]:
+    """What a seed whose download broke off halfway leaves: the blob's -partial file and its parts' progress.
+
+    The store's own downloader gets a stream that ends at half the blob, as a connection that drops does."""
+    digest = "sha256:" + hashlib.sha256(content).hexdigest()
+    half = len(content) // 2
+    source = StreamSource(lambda offset: (io.BytesIO(content[offset:half]), offset), len(content))
+    with pytest.raises(DownloadFailed):
+        OllamaStore(root).download_blobs([(digest, len(content), source)], retries=0, parts=1, max_connections=1)
+    partial = root / "blobs" / (digest.replace(":", "-") + PARTIAL_SUFFIX)
+    progress = Path(str(partial) + PROGRESS_SUFFIX)
+    assert partial.is_file() and progress.is_file()
+    assert OllamaStore(root).partial_bytes(digest, len(content)) == half
+    return partial, progress
+
+
+def test_import_supersedes_a_seeders_leftovers_of_its_blobs_and_keeps_the_others(tmp_path, source, bundle):
+    target = tmp_path / "target"
+    partial, progress = interrupted_seed(target, b"weights " * 4096)  # the bundle's model layer
+    other_partial, other_progress = interrupted_seed(target, b"another model's layer " * 4096)
+    kept = other_partial.read_bytes(), other_progress.read_bytes()
+    result = import_bundle(str(bundle), str(target))
+    assert result["changed"] and len(result["blobs"]) == 3, result
+    # the blob is in place and whole, so no seeder would ever resume its leftovers: they are gone
+    assert not partial.exists() and not progress.exists()
+    assert (other_partial.read_bytes(), other_progress.read_bytes()) == kept
+    without_leftovers = [e for e in tree(target) if not e[0].startswith(f"blobs/{other_partial.name}")]
+    assert without_leftovers == tree(source)
+    assert not import_bundle(str(bundle), str(target))["changed"]
+
+
+def test_export_reads_manifests_and_carries_no_partial_file(tmp_path, source):
+    interrupted_seed(source, b"a layer still downloading " * 4096)
+    path = tmp_path / "with-partials.tar"
+    export_bundle(str(source), [MODEL], str(path))
+    names = sorted(m.name for m, _d in members_of(path))
+    index = _index(members_of(path))
+    expected = [INDEX, index["models"][0]["manifest"]] + ["blobs/" + b["digest"].replace(":", "-")
+                                                          for b in index["blobs"]]
+    assert names == sorted(expected)
+
+
+def test_import_waits_for_the_store_lock_then_fails_naming_its_holder(tmp_path, bundle):
+    target = tmp_path / "target"
+    seed(target, OTHER, b"other weights", b"other template")
+    before = tree(target)
+    # flock conflicts between two opens of the lock file, within one process too
+    with OllamaStore(target).lock(holder="a seed of team/other"):
+        with pytest.raises(BundleError) as err:
+            import_bundle(str(bundle), str(target), lock_timeout=0.3)
+        assert err.value.kind == "locked"
+        assert "a seed of team/other" in str(err.value) and f"pid {os.getpid()}" in str(err.value), err.value
+        assert "lock_timeout" in str(err.value) and "nothing was written" in str(err.value), err.value
+    assert tree(target) == before
+    assert import_bundle(str(bundle), str(target), lock_timeout=0.3)["changed"]
+
+
+def test_progress_snapshots_count_every_blob_byte(tmp_path, source, bundle):
+    sizes = sum(b["size"] for b in _index(members_of(bundle))["blobs"])
+    snapshots = {}
+    for what, call in (
+        ("export", lambda p: export_bundle(str(source), [MODEL], str(tmp_path / "again.tar"), progress=p)),
+        ("import", lambda p: import_bundle(str(bundle), str(tmp_path / "target"), progress=p)),
+        ("check", lambda p: import_bundle(str(bundle), str(tmp_path / "target"), progress=p)),
+    ):
+        path = tmp_path / f"{what}.progress.json"
+        call(BundleProgress(ProgressFile(str(path), every=0)))
+        snapshots[what] = json.loads(path.read_text())
+    for what in ("export", "import"):
+        snap = snapshots[what]
+        assert (snap["completed"], snap["total"], snap["percent"]) == (sizes, sizes, 100.0), snap
+        assert snap["model"] == "localhost:5000/library/tiny:v1" and snap["status"].startswith("blob 3/3 sha256:")
+    # a second import re-hashes what the store holds, and says so
+    assert snapshots["check"]["status"].startswith("checking blob 3/3") and snapshots["check"]["completed"] == sizes
+
+
+def test_a_negative_lock_timeout_is_refused_before_anything_is_written(tmp_path, bundle):
+    target = tmp_path / "target"
+    result = run_module("ollama_bundle", dict(state="imported", path=str(bundle), store=str(target), lock_timeout=-3))
+    assert result["failed"] and "lock_timeout must be 0 or more seconds, got -3" in result["msg"], result
+    assert "leave it unset" in result["msg"] and not target.exists()
