@@ -247,10 +247,17 @@ isa_message:
   returned: always
   type: str
   sample: ""
+error:
+  description:
+    - Why it failed, C(kind) V(invalid_input) (an option that cannot apply) or V(isa_missing) (with the C(cpu_model)).
+  returned: failure
+  type: dict
+  sample: {kind: isa_missing, cpu_model: "Intel(R) Xeon(R) CPU E5-2680 v2 @ 2.80GHz"}
 """
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
+from ansible_collections.aiplatform.ollama.plugins.module_utils.errors import CollectionError, InputError  # noqa: E402
 from ansible_collections.aiplatform.ollama.plugins.module_utils.memory_bandwidth import node_bandwidth  # noqa: E402
 from ansible_collections.aiplatform.ollama.plugins.module_utils.node_profile import (  # noqa: E402
     build_profile,
@@ -258,7 +265,61 @@ from ansible_collections.aiplatform.ollama.plugins.module_utils.node_profile imp
 )
 
 
-def run_module():
+class IsaMissing(CollectionError):
+    """The node lacks an extension of required_isa; `result` is what the failed task still returns."""
+
+    default_kind = "isa_missing"
+
+    def __init__(self, msg, result, **subject):
+        super().__init__(msg, **subject)
+        self.result = result
+
+
+def profile_facts(module):
+    """The task's result; InputError for options that cannot apply, IsaMissing under isa_policy fail."""
+    params = module.params
+    if params["measure_bandwidth"] and params["root"] != "/":
+        raise InputError(f"measure_bandwidth measures the machine the module runs on, but root is "
+                         f"{params['root']!r}, a recorded tree: set measure_bandwidth false, or root /")
+    if params["bandwidth_workers"] < 0 or params["bandwidth_seconds"] < 0:
+        raise InputError(f"bandwidth_workers ({params['bandwidth_workers']}) and bandwidth_seconds "
+                         f"({params['bandwidth_seconds']}) must not be negative: use 0 for the defaults' "
+                         "one worker per physical core and the minimum of repetitions")
+    try:
+        profile = build_profile(
+            root=params["root"],
+            cpu_limit=params["cpu_limit"],
+            memory_reserved=params["memory_reserved"],
+            sysctl_keys=params["sysctl_keys"],
+        )
+    except ValueError as exc:
+        raise InputError(f"cannot build the node profile (cpu_limit={params['cpu_limit']!r}, "
+                         f"memory_reserved={params['memory_reserved']!r}): {exc}") from exc
+
+    missing = [name for name in params["required_isa"]
+               if not profile["isa"].get(name, name in profile["flags"])]
+    message = isa_failure(profile, params["required_isa"])
+    result = {
+        "changed": False,
+        "isa_missing": missing,
+        "isa_message": message or "",
+        "ansible_facts": {"ollama_node_profile": profile},
+    }
+    if message and params["isa_policy"] == "fail":
+        # A failed node keeps no facts; the profile comes back for a rescue block to show.
+        del result["ansible_facts"]
+        raise IsaMissing(message, dict(result, ollama_node_profile=profile), cpu_model=profile["cpu_model"])
+    if message and params["isa_policy"] == "warn":
+        module.warn(message)
+    profile["memory_bandwidth"], profile["memory_bandwidth_status"] = node_bandwidth(
+        profile, params["measure_bandwidth"], facts_file=params["bandwidth_facts_file"],
+        workers=params["bandwidth_workers"], root=params["root"], budget_seconds=params["bandwidth_seconds"])
+    if profile["memory_bandwidth_status"]["source"] == "failed":
+        module.warn(f"memory bandwidth not measured: {profile['memory_bandwidth_status']['reason']}")
+    return result
+
+
+def main():
     module = AnsibleModule(
         argument_spec={
             "cpu_limit": {"type": "str", "default": ""},
@@ -275,50 +336,12 @@ def run_module():
         },
         supports_check_mode=True,
     )
-    params = module.params
-    if params["measure_bandwidth"] and params["root"] != "/":
-        module.fail_json(msg=f"measure_bandwidth measures the machine the module runs on, but root is "
-                             f"{params['root']!r}, a recorded tree: set measure_bandwidth false, or root /")
-    if params["bandwidth_workers"] < 0 or params["bandwidth_seconds"] < 0:
-        module.fail_json(msg=f"bandwidth_workers ({params['bandwidth_workers']}) and bandwidth_seconds "
-                             f"({params['bandwidth_seconds']}) must not be negative: use 0 for the defaults' "
-                             "one worker per physical core and the minimum of repetitions")
     try:
-        profile = build_profile(
-            root=params["root"],
-            cpu_limit=params["cpu_limit"],
-            memory_reserved=params["memory_reserved"],
-            sysctl_keys=params["sysctl_keys"],
-        )
-    except ValueError as exc:
-        module.fail_json(msg=f"cannot build the node profile (cpu_limit={params['cpu_limit']!r}, "
-                             f"memory_reserved={params['memory_reserved']!r}): {exc}")
-
-    missing = [name for name in params["required_isa"]
-               if not profile["isa"].get(name, name in profile["flags"])]
-    message = isa_failure(profile, params["required_isa"])
-    result = {
-        "changed": False,
-        "isa_missing": missing,
-        "isa_message": message or "",
-        "ansible_facts": {"ollama_node_profile": profile},
-    }
-    if message and params["isa_policy"] == "fail":
-        # A failed node keeps no facts; the profile comes back for a rescue block to show.
-        del result["ansible_facts"]
-        module.fail_json(msg=message, ollama_node_profile=profile, **result)
-    if message and params["isa_policy"] == "warn":
-        module.warn(message)
-    profile["memory_bandwidth"], profile["memory_bandwidth_status"] = node_bandwidth(
-        profile, params["measure_bandwidth"], facts_file=params["bandwidth_facts_file"],
-        workers=params["bandwidth_workers"], root=params["root"], budget_seconds=params["bandwidth_seconds"])
-    if profile["memory_bandwidth_status"]["source"] == "failed":
-        module.warn(f"memory bandwidth not measured: {profile['memory_bandwidth_status']['reason']}")
+        result = profile_facts(module)
+    except CollectionError as err:
+        done = err.result if isinstance(err, IsaMissing) else {}
+        module.fail_json(msg=str(err), **dict(done, changed=False, error=err.details()))
     module.exit_json(**result)
-
-
-def main():
-    run_module()
 
 
 if __name__ == "__main__":

@@ -276,6 +276,19 @@ bytes_per_second:
   description: Average download rate.
   returned: always
   type: float
+error:
+  description:
+    - Why it failed - C(kind) (V(invalid_input) for an option, V(unwritable), V(disk_full), V(damaged), the
+      registry's kind such as V(not_found) or V(unreachable), or the store's such as V(digest), V(locked), V(io));
+      where known C(url) (no query), C(status), a C(body) excerpt and the subject (C(path), C(digest)).
+  returned: failure
+  type: dict
+  sample: {kind: unwritable, path: /mnt/ollama-models/models}
+store_error:
+  description: The kind of store failure that stopped a download (V(digest), V(disk_full), V(short), ...).
+  returned: when writing a downloaded blob into the store failed
+  type: str
+  sample: disk_full
 models:
   description: One entry per model of O(name), with the fields above that describe one model.
   returned: always
@@ -336,14 +349,14 @@ from ansible_collections.aiplatform.ollama.plugins.module_utils.blob_download im
     MIN_PART_SIZE,
     DownloadFailed,
 )
-from ansible_collections.aiplatform.ollama.plugins.module_utils.model_ref import ModelRef, ModelRefError  # noqa: E402
+from ansible_collections.aiplatform.ollama.plugins.module_utils.errors import CollectionError, InputError  # noqa: E402
+from ansible_collections.aiplatform.ollama.plugins.module_utils.model_ref import ModelRef  # noqa: E402
 from ansible_collections.aiplatform.ollama.plugins.module_utils.ollama_registry import (  # noqa: E402
     REGISTRY_ARGS,
     REGISTRY_REQUIRED_TOGETHER,
     RegistryBlobSource,
     RegistryClient,
     RegistryError,
-    ollama_manifest_digest,
 )
 from ansible_collections.aiplatform.ollama.plugins.module_utils.ollama_store import (  # noqa: E402
     OllamaStore,
@@ -370,6 +383,20 @@ def parse_size(value):
         raise ValueError(value)
     number, unit = match.groups()
     return int(float(number) * 1024 ** " kmgt".index(unit.lower() or " "))
+
+
+class SeedError(CollectionError):
+    """A run that failed: the message says which model, which store and what was written.
+
+    The `error` context is the cause's (a StoreError, RegistryError, ...) when there is one; `extra`
+    holds further keys of the failed task's result.
+    """
+
+    def __init__(self, msg, cause=None, extra=None, **context):
+        if isinstance(cause, CollectionError):
+            context = dict(cause.details(), **context)
+        super().__init__(msg, **context)
+        self.extra = extra or {}
 
 
 class ModelSeed:
@@ -473,19 +500,34 @@ class StoreSeeder:
             out["bytes_freed"] = self.freed
         return out
 
-    def fail(self, msg, **extra):
+    def failed(self, err):
+        """The result of a run that stopped on `err`, without its message."""
         self.report.remove()
-        # a failed task vouches for nothing it did: no model became visible
-        self.module.fail_json(msg=msg, **dict(self.results(), changed=False, action="none", **extra))
+        extra = err.extra if isinstance(err, SeedError) else {}
+        # a failed run vouches only for the manifests it wrote (the models complete before it stopped);
+        # every other model reads as it was before, with nothing done
+        for model in self.models:
+            if not model.written:
+                model.action, model.after = "none", model.before
+        return dict(self.results(), error=err.details(), **extra)
 
     def finish(self, msg=None):
+        """The result of a run that succeeded."""
         out = self.results()
         if msg:
             out["msg"] = msg
         if self.module._diff:
             diffs = [m.diff(self.store.root) for m in self.models]
             out["diff"] = diffs[0] if len(diffs) == 1 else diffs
-        self.module.exit_json(**out)
+        return out
+
+    def run(self):
+        state = self.params["state"]
+        if state == "absent":
+            return self.absent()
+        if state == "verified":
+            return self.verified()
+        return self.present(latest=state == "latest")
 
     # -- reading ------------------------------------------------------------------------------
 
@@ -496,7 +538,7 @@ class StoreSeeder:
             if err.kind == "corrupt":
                 self.module.warn(f"{err}; seeding {model.ref.short} replaces it")
                 return None
-            self.fail(f"reading the store {self.store.root} for {model.ref.short}: {err}")
+            raise SeedError(f"reading the store {self.store.root} for {model.ref.short}: {err}", err) from err
 
     def client(self, host):
         if host not in self.clients:
@@ -514,7 +556,8 @@ class StoreSeeder:
                 "timeout": "raise timeout, or check the network between this host and the registry",
                 "auth": "set registry_username and registry_password",
             }.get(err.kind, "check the registry")
-            self.fail(f"seeding {model.ref.short} into {self.store.root}: {err} ({fix}); nothing was written")
+            raise SeedError(f"seeding {model.ref.short} into {self.store.root}: {err} ({fix}); nothing was written",
+                            err) from err
         return model.remote
 
     def complete(self, entry):
@@ -554,15 +597,17 @@ class StoreSeeder:
         )
 
     def lock_failed(self, err):
+        """The error to raise for a StoreError met while taking or holding the store lock."""
         if err.kind == "locked":
-            self.fail(f"{err}; nothing was written")
-        self.fail(f"{self.params['state']} {self.names} in {self.store.root}: {err}")
+            return SeedError(f"{err}; nothing was written", err)
+        return SeedError(f"{self.params['state']} {self.names} in {self.store.root}: {err}", err)
 
     def writable(self):
         """Fail before anything is written (check mode too: the run would fail) when the store cannot be."""
         reason = self.store.unwritable_reason()
         if reason:
-            self.fail(f"cannot seed {self.names} into {self.store.root}: {reason}; nothing was written")
+            raise SeedError(f"cannot seed {self.names} into {self.store.root}: {reason}; nothing was written",
+                            kind="unwritable", path=self.store.root)
 
     def free_space(self, needed):
         try:
@@ -570,9 +615,10 @@ class StoreSeeder:
         except OSError:
             return
         if needed > free:
-            self.fail(
+            raise SeedError(
                 f"seeding {self.names} into {self.store.root} needs {human_bytes(needed)} more, but its "
-                f"filesystem has {human_bytes(free)} free: grow the volume or free space; nothing was written"
+                f"filesystem has {human_bytes(free)} free: grow the volume or free space; nothing was written",
+                kind="disk_full", path=self.store.root,
             )
 
     def download(self, wanted):
@@ -618,11 +664,13 @@ class StoreSeeder:
             self.write_complete_manifests()
             model = owner[digest_hex(err.digest)]
             if isinstance(err.cause, StoreError):
-                self.fail(self.explain(err.cause, model, err.digest, err.size), store_error=err.cause.kind)
-            self.fail(
+                raise SeedError(self.explain(err.cause, model, err.digest, err.size), err.cause,
+                                extra=dict(store_error=err.cause.kind)) from err
+            raise SeedError(
                 f"downloading blob {err.digest} of {model.ref.short} from registry {model.ref.host}: {err.cause}; "
-                f"the manifest was not written, a rerun resumes{self.written_note()}"
-            )
+                f"the manifest was not written, a rerun resumes{self.written_note()}",
+                err.cause, digest=err.digest,
+            ) from err
         finally:
             self.report.remove()
         seconds = time.monotonic() - started
@@ -666,11 +714,10 @@ class StoreSeeder:
 
     def write_manifest(self, model):
         try:
-            digest = self.store.write_manifest(model.ref, model.manifest)
+            self.store.write_manifest(model.ref, model.manifest)
         except StoreError as err:
-            self.fail(f"writing the manifest of {model.ref.short} into {self.store.root}: {err}")
-        if digest != ollama_manifest_digest(model.manifest):
-            self.fail(f"the manifest written for {model.ref.short} has digest {digest}, expected the one Ollama writes")
+            raise SeedError(f"writing the manifest of {model.ref.short} into {self.store.root}: {err}", err) from err
+        model.written = True
         model.after = self.store.read_manifest(model.ref)
 
     def write_complete_manifests(self):
@@ -678,7 +725,6 @@ class StoreSeeder:
         for model in self.models:
             if model.manifest and model.action != "none" and not self.store.missing(model.manifest):
                 self.write_manifest(model)
-                model.written = True
 
     def written_note(self):
         done = [m.ref.short for m in self.models if m.written]
@@ -700,10 +746,10 @@ class StoreSeeder:
             self.plan(model, latest)
         todo = [m for m in self.models if m.changed]
         if not todo:
-            self.finish()
+            return self.finish()
         self.writable()
         if self.module.check_mode:
-            self.check_report(todo)
+            return self.check_report(todo)
         self.free_space(self.needed(todo))
         try:
             with self.locked("latest" if latest else "present"):
@@ -717,8 +763,8 @@ class StoreSeeder:
                     if latest:
                         self.prune_replaced(model)
         except StoreError as err:
-            self.lock_failed(err)
-        self.finish()
+            raise self.lock_failed(err) from err
+        return self.finish()
 
     def needed(self, models):
         blobs = {digest_hex(d): (d, s) for m in models for d, s in m.todo}
@@ -730,19 +776,18 @@ class StoreSeeder:
             model.downloaded = [d for d, _s in model.todo]
         self.stats["bytes_transferred"] = needed
         what = "repair" if self.params["state"] == "verified" else "seed"
-        self.finish(msg=f"would {what} {', '.join(m.ref.short for m in models)} in {self.store.root}: "
-                        f"{human_bytes(needed)} to download")
+        return self.finish(msg=f"would {what} {', '.join(m.ref.short for m in models)} in {self.store.root}: "
+                               f"{human_bytes(needed)} to download")
 
     def verified(self):
         # without a repair, a store that does not exist holds nothing to verify: no lock, nothing created for it
         if self.module.check_mode or not (self.params["repair"] or os.path.isdir(self.store.root)):
-            self.verify_all()
-        else:
-            try:
-                with self.locked("verified"):
-                    self.verify_all()
-            except StoreError as err:
-                self.lock_failed(err)
+            return self.verify_all()
+        try:
+            with self.locked("verified"):
+                return self.verify_all()
+        except StoreError as err:
+            raise self.lock_failed(err) from err
 
     def verify_all(self):
         check = self.module.check_mode
@@ -755,11 +800,12 @@ class StoreSeeder:
             if model not in broken:
                 model.after = model.before
         if not broken:
-            self.finish()
+            return self.finish()
         if not self.params["repair"]:
-            self.fail(
+            raise SeedError(
                 "; ".join(self.damage(m) for m in broken) + ". Set repair: true to download what is missing or "
-                "corrupt again (the corrupt files are removed first)"
+                "corrupt again (the corrupt files are removed first)",
+                kind="damaged", path=self.store.root,
             )
         for model in broken:
             if model.before is None:
@@ -772,7 +818,7 @@ class StoreSeeder:
             model.action = "repaired"
         self.writable()
         if check:
-            self.check_report(broken)
+            return self.check_report(broken)
         self.free_space(self.needed(broken))
         for model in broken:
             for digest in model.corrupt:
@@ -783,7 +829,7 @@ class StoreSeeder:
                 self.write_manifest(model)
             else:
                 model.after = self.store.read_manifest(model.ref)
-        self.finish()
+        return self.finish()
 
     def verify(self, model):
         blobs = descriptors(model.before.manifest)
@@ -804,7 +850,7 @@ class StoreSeeder:
                 elif status == "corrupt":
                     model.corrupt[digest] = found
         except StoreError as err:
-            self.fail(f"verifying {model.ref.short} in {self.store.root}: {err}")
+            raise SeedError(f"verifying {model.ref.short} in {self.store.root}: {err}", err) from err
         finally:
             self.report.remove()
 
@@ -824,7 +870,7 @@ class StoreSeeder:
             if model.before is not None or os.path.lexists(model.manifest_path):
                 model.action = "removed"
         if self.module.check_mode or not any(m.changed for m in self.models):
-            self.finish()
+            return self.finish()
         self.freed = 0
         try:
             with self.locked("absent"):
@@ -832,72 +878,63 @@ class StoreSeeder:
                     if model.changed:
                         self.remove(model)
         except StoreError as err:
-            self.lock_failed(err)
-        self.finish()
+            raise self.lock_failed(err) from err
+        return self.finish()
 
     def remove(self, model):
         try:
             removed, freed, kept = self.store.remove(model.ref)
         except StoreError as err:
-            self.fail(f"removing {model.ref.short} from {self.store.root}: {err}")
+            raise SeedError(f"removing {model.ref.short} from {self.store.root}: {err}", err) from err
         if kept:
             self.module.warn(f"removed the manifest of {model.ref.short} but kept its blobs: {kept}")
         model.removed = removed
         self.freed += freed
 
 
-def validate(module):
-    """The options that argument_spec cannot check; fails naming the option, the value and the fix."""
-    params = module.params
+def validate(params):
+    """The options that argument_spec cannot check, as model references; InputError naming the option, the value
+    and the fix."""
     if not os.path.isabs(params["path"]):
-        module.fail_json(
-            msg=f"path {params['path']!r} is relative: give the absolute path of the store (what OLLAMA_MODELS is "
-            "for the server that reads it), e.g. /var/lib/ollama/models",
-            changed=False,
+        raise InputError(
+            f"path {params['path']!r} is relative: give the absolute path of the store (what OLLAMA_MODELS is "
+            "for the server that reads it), e.g. /var/lib/ollama/models"
         )
     for option in ("parts", "max_connections"):
         if params[option] < 1:
-            module.fail_json(
-                msg=f"{option} must be at least 1, got {params[option]}: it is a number of parallel connections",
-                changed=False,
+            raise InputError(
+                f"{option} must be at least 1, got {params[option]}: it is a number of parallel connections"
             )
     try:
         params["part_size"] = parse_size(params["part_size"])
-    except ValueError:
-        module.fail_json(
-            msg=f"part_size must be a size such as 64MiB, 1G or a number of bytes, got {params['part_size']!r}",
-            changed=False,
-        )
+    except ValueError as err:
+        raise InputError(
+            f"part_size must be a size such as 64MiB, 1G or a number of bytes, got {params['part_size']!r}"
+        ) from err
     if params["part_size"] is not None and params["part_size"] < MIN_PART_SIZE:
-        module.fail_json(
-            msg=f"part_size must be at least 1MiB ({MIN_PART_SIZE} bytes), got {params['part_size']} bytes: smaller "
-            "parts cost more in requests than they gain; leave it unset for Ollama's sizes",
-            changed=False,
+        raise InputError(
+            f"part_size must be at least 1MiB ({MIN_PART_SIZE} bytes), got {params['part_size']} bytes: smaller "
+            "parts cost more in requests than they gain; leave it unset for Ollama's sizes"
         )
     if params["lock_timeout"] is not None and params["lock_timeout"] < 0:
-        module.fail_json(
-            msg=f"lock_timeout must be 0 or more seconds, got {params['lock_timeout']:g}: leave it unset to wait "
-            "as long as another seeder runs",
-            changed=False,
+        raise InputError(
+            f"lock_timeout must be 0 or more seconds, got {params['lock_timeout']:g}: leave it unset to wait "
+            "as long as another seeder runs"
         )
     if params["repair"] and params["state"] != "verified":
-        module.fail_json(msg=f"repair applies to state=verified, not state={params['state']}", changed=False)
+        raise InputError(f"repair applies to state=verified, not state={params['state']}")
     refs = []
     for name in params["name"]:
-        try:
-            ref = ModelRef.parse(name)
-        except ModelRefError as err:
-            module.fail_json(msg=str(err), changed=False)
+        ref = ModelRef.parse(name)  # ModelRefError, an InputError, names the reference and what is wrong
         if all(ref.key() != other.key() for other in refs):
             refs.append(ref)
     if not refs:
-        module.fail_json(msg="name is empty: name at least one model, e.g. qwen2.5:72b", changed=False)
+        raise InputError("name is empty: name at least one model, e.g. qwen2.5:72b")
     hosts = sorted(set(ref.host for ref in refs))
     if params.get("registry_username") and len(hosts) > 1:
-        module.fail_json(
-            msg="registry_username and registry_password are for one registry, but name lists models of "
-            f"{', '.join(hosts)}: seed the models of each registry in a task of its own",
-            changed=False,
+        raise InputError(
+            "registry_username and registry_password are for one registry, but name lists models of "
+            f"{', '.join(hosts)}: seed the models of each registry in a task of its own"
         )
     return refs
 
@@ -922,13 +959,16 @@ def main():
         required_together=REGISTRY_REQUIRED_TOGETHER,
         supports_check_mode=True,
     )
-    seeder = StoreSeeder(module, validate(module))
-    state = module.params["state"]
-    if state == "absent":
-        seeder.absent()
-    elif state == "verified":
-        seeder.verified()
-    seeder.present(latest=state == "latest")
+    seeder = None
+    try:
+        # the options are checked before the store or the registry is touched
+        seeder = StoreSeeder(module, validate(module.params))
+        result = seeder.run()
+    except CollectionError as err:
+        # without a seeder only the options were checked: there is no model to report on yet
+        done = seeder.failed(err) if seeder else dict(changed=False, error=err.details())
+        module.fail_json(msg=str(err), **done)
+    module.exit_json(**result)
 
 
 if __name__ == "__main__":

@@ -187,3 +187,28 @@ def test_a_relative_path_is_refused_before_anything_is_written(seed_module, tiny
     result = seed_module(dict(name=tiny_model.ref, path="relative/models", insecure=True))
     assert result["failed"] and "path 'relative/models' is relative" in result["msg"], result
     assert not (tmp_path / "relative").exists()
+
+
+def test_a_failed_run_reports_only_the_model_it_completed(tmp_path, registry, model_factory, seed_module):
+    good = registry.push_model(model_factory.tiny(seed=304), name="cache/complete", tag="v1")
+    bad = registry.push_model(model_factory.tiny(seed=305), name="cache/corrupted", tag="v1")
+    store = tmp_path / "models"
+    # the good model's blobs are in the store already, its manifest is not: nothing of it has to download
+    assert not seed_module(dict(name=good.ref, path=str(store), insecure=True))["failed"]
+    manifest = next(p for p in (store / "manifests").rglob("*") if p.is_file())
+    manifest.unlink()
+    layer = next(d for d in bad.manifest["layers"] if d["mediaType"] == MODEL_MEDIA_TYPE)
+    data = registry_blob_file(registry, layer["digest"])
+    raw = bytearray(data.read_bytes())
+    raw[len(raw) // 2] ^= 0xFF
+    data.write_bytes(bytes(raw))
+
+    result = seed_module(dict(name=[good.ref, bad.ref], path=str(store), insecure=True))
+    assert result["failed"] and "complete and written" in result["msg"], result["msg"]
+    by_name = {entry["model"]: entry for entry in result["models"]}
+    written, failed = by_name[good.ref], by_name[bad.ref]
+    assert written["action"] == "seeded" and written["changed"] and written["digest"], written
+    assert manifest.is_file()
+    # the model whose blob failed verification reads as before: not in the store, nothing done
+    assert failed["action"] == "none" and not failed["changed"] and failed["digest"] == "", failed
+    assert result["changed"] and result["action"] == "seeded"
