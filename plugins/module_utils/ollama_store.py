@@ -423,7 +423,7 @@ class StoreLock:
                     waited = time.monotonic() - started
                     if self.timeout is not None and waited >= self.timeout:
                         raise StoreError(
-                            f"the store {self.store.root} is locked by another seeder ({self.held_by()}) and was "
+                            f"the store {self.store.root} is locked by another writer ({self.held_by()}) and was "
                             f"still after {self.timeout:g}s of lock_timeout: let it finish and run again, or raise "
                             "lock_timeout",
                             kind="locked",

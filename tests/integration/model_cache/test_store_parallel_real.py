@@ -285,7 +285,7 @@ def test_a_held_lock_makes_the_seeder_wait_then_fail_naming_the_holder(tmp_path,
         result = seed_module(dict(name=tiny_model.ref, path=str(store), insecure=True, lock_timeout=1))
         waited = time.monotonic() - started
     assert result["failed"] and waited >= 1, result
-    assert "locked by another seeder" in result["msg"] and f"pid {os.getpid()}" in result["msg"], result["msg"]
+    assert "locked by another writer" in result["msg"] and f"pid {os.getpid()}" in result["msg"], result["msg"]
     assert "a test holding the store" in result["msg"] and "lock_timeout" in result["msg"], result["msg"]
     assert files_under(store / "manifests") == [] and files_under(store / "blobs") == []
     assert not (store / ".ollama_store.lock").exists()  # the holder removed it when it let go
