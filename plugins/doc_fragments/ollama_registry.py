@@ -35,3 +35,30 @@ options:
       - Never shown in results, warnings, messages or verbose output.
     type: str
 """
+
+    # The connection options of a module whose managed host talks to the registry itself
+    # (ollama_store_model, ollama_model_info, ollama_bundle): aiplatform.ollama.ollama_registry.tls.
+    # Not part of DOCUMENTATION because ollama_model has these names already, from the ollama
+    # fragment, for its Ollama server.
+    TLS = r"""
+options:
+  validate_certs:
+    description:
+      - Verify the TLS certificates of the registry, of its token service and of the hosts it redirects
+        blob downloads to (a CDN).
+    type: bool
+    default: true
+  ca_path:
+    description:
+      - PEM file of the CA certificates to trust, instead of the managed host's system CA store, for the
+        registry, its token service and the hosts it redirects blob downloads to (a private registry's CA).
+      - Only the certificates in this file are trusted then, so a private registry that redirects blob
+        downloads to a public CDN needs a file holding both CAs.
+    type: path
+  timeout:
+    description:
+      - Seconds to wait for the registry (or its token service, or a blob host) to accept a connection,
+        and then for each read or write.
+    type: float
+    default: 60
+"""

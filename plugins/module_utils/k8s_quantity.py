@@ -26,6 +26,11 @@ _MEMORY = re.compile(
 _CPU = re.compile(r"^\+?(?P<num>[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?P<milli>m)?$")
 
 
+# the forms each parser accepts, in every message that refuses a value, so the fix is in the message
+_MEMORY_FORMS = "write e.g. 512Mi, 4Gi or 4G (binary Ki/Mi/Gi/Ti or decimal k/M/G/T, no 'B')"
+_CPU_FORMS = "write e.g. 500m, 2 or 1.5 (millicores with an m, or cores, whole or decimal)"
+
+
 class QuantityError(InputError):
     """A value that is not the quantity expected; the message names it and the accepted forms."""
 
@@ -33,13 +38,12 @@ class QuantityError(InputError):
 def memory_bytes(value) -> int:
     """'4Gi' -> 4294967296, '5G' -> 5000000000, an int is already bytes."""
     if isinstance(value, bool):
-        raise QuantityError(f"{value!r} is not a Kubernetes memory quantity")
+        raise QuantityError(f"{value!r} is not a Kubernetes memory quantity; {_MEMORY_FORMS}")
     if isinstance(value, int):
         return value
     match = _MEMORY.match(str(value).strip())
     if not match:
-        raise QuantityError(f"{value!r} is not a Kubernetes memory quantity; write e.g. 512Mi, 4Gi or 4G "
-                            "(binary Ki/Mi/Gi/Ti or decimal k/M/G/T, no 'B')")
+        raise QuantityError(f"{value!r} is not a Kubernetes memory quantity; {_MEMORY_FORMS}")
     number = Decimal(match.group("num"))
     if match.group("exp") is not None:
         number *= Decimal(10) ** int(match.group("exp"))
@@ -51,10 +55,10 @@ def memory_bytes(value) -> int:
 def cpu_millicores(value) -> int:
     """'500m' -> 500, '2' -> 2000, 1.5 -> 1500."""
     if isinstance(value, bool):
-        raise QuantityError(f"{value!r} is not a Kubernetes CPU quantity")
+        raise QuantityError(f"{value!r} is not a Kubernetes CPU quantity; {_CPU_FORMS}")
     match = _CPU.match(str(value).strip())
     if not match:
-        raise QuantityError(f"{value!r} is not a Kubernetes CPU quantity; write e.g. 500m, 2 or 1.5")
+        raise QuantityError(f"{value!r} is not a Kubernetes CPU quantity; {_CPU_FORMS}")
     number = Decimal(match.group("num"))
     if not match.group("milli"):
         number *= 1000

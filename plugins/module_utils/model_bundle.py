@@ -14,6 +14,9 @@ A bundle is an uncompressed tar holding the store's own layout plus an index:
 has its full name, the path and sha256/size of its manifest file and the digest/size of every blob it
 names; `blobs` lists every blob member once.
 
+An export reads the models from a store directory or straight from their registries; both give the same
+bytes for the same models (see the export section below).
+
 An import trusts nothing in the file. Before a byte is written it checks every member header
 (regular files and directories only, relative names without `..`, only the names the index lists,
 the sizes it gives, none twice) and every manifest (its sha256, and that it names exactly the blobs
@@ -27,6 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import http.client
 import json
 import os
 import re
@@ -37,12 +41,15 @@ from urllib.parse import urljoin, urlsplit
 
 from ansible_collections.aiplatform.ollama.plugins.module_utils.blob_download import fsync_dir
 from ansible_collections.aiplatform.ollama.plugins.module_utils.errors import CollectionError
-from ansible_collections.aiplatform.ollama.plugins.module_utils.model_ref import ModelRef, ModelRefError
+from ansible_collections.aiplatform.ollama.plugins.module_utils.model_ref import ModelRef, ModelRefError, parse_models
 from ansible_collections.aiplatform.ollama.plugins.module_utils.ollama_http import origin
 from ansible_collections.aiplatform.ollama.plugins.module_utils.ollama_registry import (
     MANIFEST_V2,
+    RegistryBlobSource,
     RegistryClient,
     RegistryError,
+    download_fix,
+    ollama_manifest_bytes,
 )
 from ansible_collections.aiplatform.ollama.plugins.module_utils.ollama_store import (
     CHUNK,
@@ -465,20 +472,164 @@ class HashingReader:
 
 
 # -- export ---------------------------------------------------------------------------------------
+#
+# An export reads each model's manifest either from a store or straight from its registry; both give the
+# same bundle, byte for byte, for the same model: the manifest member is what the store holds, which for a
+# model pulled from a registry is Ollama's re-encoding of the registry's manifest (ollama_manifest_bytes,
+# what ollama_store_model and `ollama pull` write). The blobs then stream into their tar members one after
+# the other, from the store's files or from the registry (its CDN), hashed on the way; nothing is staged on
+# disk but the bundle's own temporary file.
+
+def _registry_error(err, doing, member=None, **instead):
+    return BundleError(f"{doing}: {err}{download_fix(err, **instead)}; no bundle was written", kind="registry",
+                       member=member, url=err.url, status=err.status, registry_error=err.kind)
+
+
+class _StoreBlob:
+    """A blob member's bytes from the store's file."""
+
+    def __init__(self, store_root, path, digest, size):
+        self.root, self.path, self.digest, self.size = store_root, path, digest, size
+        self.member = blob_member(digest)
+
+    def open(self):
+        return open(self.path, "rb")
+
+    def failed(self, err, done):
+        return BundleError(f"reading blob {self.digest} in the store {self.root} after {done} bytes: "
+                           f"{getattr(err, 'strerror', None) or err}; no bundle was written", kind="io",
+                           member=self.member)
+
+    def short(self, done):
+        return BundleError(
+            f"blob {self.digest} in the store {self.root} ends after {done} of its {self.size} bytes (something "
+            "changed it during the export): seed the model again; no bundle was written",
+            kind="corrupt", member=self.member,
+        )
+
+    def corrupt(self, found):
+        return BundleError(
+            f"blob {self.digest} in the store {self.root} is corrupt: its content has sha256 {found}. Remove the "
+            "model (ollama_store_model state=absent) and seed it again; no bundle was written",
+            kind="corrupt", member=self.member,
+        )
+
+
+class _RegistryBlob:
+    """A blob member's bytes streamed from the registry of the model that names it (through its CDN redirect)."""
+
+    def __init__(self, client, ref, digest, size):
+        self.client, self.ref, self.digest, self.size = client, ref, digest, size
+        self.member = blob_member(digest)
+        self.where = f"blob {digest} ({human_bytes(size)}) of {ref.short} from registry {client.host}"
+
+    def open(self):
+        source = RegistryBlobSource(self.client, self.ref.repository, self.digest, self.size)
+        try:
+            # the whole blob in one GET: it goes into the tar member in order, as it comes
+            handle, _begins, _stops = source.open(0, self.size)
+        except RegistryError as err:
+            lacks = "the registry lacks a blob its manifest names: push the model to it again"
+            raise _registry_error(err, f"downloading {self.where}", member=self.member, not_found=lacks) from None
+        return handle
+
+    def failed(self, err, done):
+        return BundleError(
+            f"downloading {self.where}: the transfer failed after {done} bytes ({err}): run again (the "
+            "export starts over); no bundle was written",
+            kind="registry", member=self.member,
+        )
+
+    def short(self, done):
+        return BundleError(
+            f"downloading {self.where}: the registry sent {done} of its {self.size} bytes (the connection broke "
+            "off, or the registry's copy is truncated): run again, or repair the registry's copy (push the model "
+            "again); no bundle was written",
+            kind="corrupt", member=self.member,
+        )
+
+    def corrupt(self, found):
+        return BundleError(
+            f"{self.where} failed verification: its content has sha256 {found}, not {self.digest}. The registry "
+            "(or a proxy or CDN in between) served corrupt data. Repair the registry's copy (push the model "
+            "again) and run again; no bundle was written",
+            kind="corrupt", member=self.member,
+        )
+
+
+class _ExactReader:
+    """The bytes of a blob source for tarfile, which takes a read shorter than asked for as the end: every read
+    is filled as far as the source goes, a failure or an early end is the source's BundleError."""
+
+    def __init__(self, source, handle):
+        self.source = source
+        self.handle = handle
+        self.done = 0
+
+    def read(self, amount=-1):
+        amount = CHUNK if amount is None or amount < 0 else amount
+        parts, want = [], amount
+        while want > 0:
+            try:
+                data = self.handle.read(want)
+            except (OSError, http.client.HTTPException) as err:
+                raise self.source.failed(err, self.done) from None
+            if not data:
+                break
+            parts.append(data)
+            want -= len(data)
+            self.done += len(data)
+        if want and self.done < self.source.size:
+            raise self.source.short(self.done)
+        return b"".join(parts)
+
+
+def _parse_refs(names, login=False):
+    try:
+        return parse_models(names, "models", login=login, verb="export")
+    except ModelRefError as err:
+        raise BundleError(str(err), kind="invalid") from None
+
+
+def _index_entry(ref, body, media_type, own):
+    return {
+        "name": ref.full,
+        "manifest": manifest_member(ref),
+        "digest": "sha256:" + hashlib.sha256(body).hexdigest(),
+        "size": len(body),
+        "media_type": media_type or MANIFEST_V2,
+        "blobs": [{"digest": d, "size": s} for d, s in own],
+    }
+
+
+def _plan(entries):
+    """[(ref, manifest body, manifest dict, own blobs [(digest, size)], blob source factory)] -> (index, members).
+
+    A blob two models share is carried once, from the first model that names it."""
+    models, blobs, members, manifests = [], {}, [], []
+    for ref, body, manifest, own, source in entries:
+        for digest, size in own:
+            if digest not in blobs:
+                blobs[digest] = size
+                members.append((blob_member(digest), source(digest, size), size, digest))
+        manifests.append((manifest_member(ref), body, len(body), None))
+        models.append(_index_entry(ref, body, manifest.get("mediaType"), own))
+    index = {
+        "format": FORMAT,
+        "version": VERSION,
+        "models": models,
+        "blobs": [{"digest": d, "size": s} for d, s in blobs.items()],
+    }
+    return index, members + manifests
 
 
 def plan_export(store_root, names):
-    """Read the store's manifests of `names` -> (index dict, [(member, source path or bytes, size, digest)])."""
+    """Read the store's manifests of `names` -> (index dict, [(member, source, size, digest)]).
+
+    `source` is the manifest's bytes (digest None) or a blob source (open, failed, short, corrupt)."""
     store = OllamaStore(store_root)
-    models, blobs, members = [], {}, []
-    manifests = []
-    for name in names:
-        try:
-            ref = ModelRef.parse(name)
-        except ModelRefError as err:
-            raise BundleError(str(err), kind="invalid") from None
-        if any(ref.key() == other.key() for other, _m in manifests):
-            continue
+    entries = []
+    for ref in _parse_refs(names):
         try:
             local = store.read_manifest(ref)
         except StoreError as err:
@@ -486,7 +637,8 @@ def plan_export(store_root, names):
         if local is None:
             raise BundleError(
                 f"model {ref.short} is not in the store {store.root} (no {store.manifest_path(ref)}): seed it first "
-                "(ollama_store_model or ollama pull) or check the name",
+                "(ollama_store_model or ollama pull), export it from its registry (leave store unset) or check "
+                "the name",
                 kind="missing",
             )
         missing = store.missing(local.manifest)
@@ -499,35 +651,55 @@ def plan_export(store_root, names):
             )
         with open(local.path, "rb") as handle:
             body = handle.read()
-        manifests.append((ref, body))
-        # a bundle spells every digest sha256:<lower-case hex>, whatever the manifest had
+        # a bundle always spells a digest sha256:<lower-case hex>, whatever the manifest had
         own = [("sha256:" + digest_hex(d), s) for d, s in descriptors(local.manifest)]
-        for digest, size in own:
-            blobs.setdefault(digest, size)
-        models.append(
-            {
-                "name": ref.full,
-                "manifest": manifest_member(ref),
-                "digest": "sha256:" + hashlib.sha256(body).hexdigest(),
-                "size": len(body),
-                "media_type": local.manifest.get("mediaType") or MANIFEST_V2,
-                "blobs": [{"digest": d, "size": s} for d, s in own],
-            }
-        )
-    if not models:
-        raise BundleError("models is empty: name at least one model to export", kind="invalid")
-    # digests in the store's manifests are normalised here: a bundle always spells them sha256:<lower hex>
-    index = {
-        "format": FORMAT,
-        "version": VERSION,
-        "models": models,
-        "blobs": [{"digest": d, "size": s} for d, s in blobs.items()],
-    }
-    for digest, size in blobs.items():
-        members.append((blob_member(digest), store.blob_path(digest), size, digest))
-    for ref, body in manifests:
-        members.append((manifest_member(ref), body, len(body), None))
-    return index, members
+        entries.append((ref, body, local.manifest, own,
+                        lambda digest, size: _StoreBlob(store.root, store.blob_path(digest), digest, size)))
+    return _plan(entries)
+
+
+def registry_refs(names, login=False):
+    """`names` as references, each once; with a registry login they must all be of one registry."""
+    return _parse_refs(names, login=login)
+
+
+def _remote_blobs(manifest, ref, host):
+    """The manifest's config and layers as [(sha256:<lower hex>, size)]; a registry's manifest is not trusted."""
+    try:
+        own = [("sha256:" + digest_hex(d), int(s)) for d, s in descriptors(manifest)]
+    except (StoreError, TypeError, ValueError) as err:
+        raise BundleError(
+            f"registry {host} sent a manifest for {ref.short} with a layer that has no valid digest or size ({err}): "
+            "repair the model in that registry (push it again); no bundle was written",
+            kind="registry",
+        ) from None
+    if any(size < 0 for _d, size in own):
+        raise BundleError(f"registry {host} sent a manifest for {ref.short} with a negative layer size: repair the "
+                          "model in that registry (push it again); no bundle was written", kind="registry")
+    return own
+
+
+def plan_registry_export(names, params):
+    """Read the manifests of `names` from their registries -> (index dict, members), as plan_export; no blob is
+    read. `params` are the module's registry options (RegistryClient.from_params): one client per registry."""
+    refs = registry_refs(names, login=bool(params.get("registry_username")))
+    clients, entries = {}, []
+    for ref in refs:
+        if ref.host not in clients:
+            clients[ref.host] = RegistryClient.from_params(ref.host, params)
+        client = clients[ref.host]
+        try:
+            remote = client.resolve(ref.repository, ref.tag)
+        except RegistryError as err:
+            # the registry's message names the registry and the model
+            raise _registry_error(err, f"reading the manifest of {ref.short}") from None
+        manifest = remote["manifest"]
+        own = _remote_blobs(manifest, ref, ref.host)
+        # what a store holds for this model, and so what an import of the bundle writes
+        body = ollama_manifest_bytes(manifest)
+        entries.append((ref, body, manifest, own,
+                        lambda digest, size, c=client, r=ref: _RegistryBlob(c, r, digest, size)))
+    return _plan(entries)
 
 
 def _index_bytes(index):
@@ -565,16 +737,21 @@ def _tarinfo(name, size):
     return info
 
 
-def export_bundle(store_root, names, path, check_mode=False, progress=None):
-    """Write the bundle of `names` from the store at `store_root` to `path`; result dict for the module.
+def export_bundle(store_root, names, path, check_mode=False, progress=None, registry=None):
+    """Write the bundle of `names` to `path`, from the store at `store_root` or, when it is None, straight from
+    each model's registry with the registry options `registry` (the module's params); result dict for the module.
 
-    An existing bundle with exactly this index is left alone (idempotent); a file there that is not a
-    bundle is never replaced. Only the files the manifests name are read (the store's directory is never
-    listed), so a seeder's `-partial` files and their progress files, in the store at the same time, are
-    neither read nor carried. `progress` is a BundleProgress.
+    An existing bundle with exactly this index is left alone (idempotent: from a registry, only the manifests
+    are read to know); a file there that is not a bundle is never replaced. Only the files the manifests name
+    are read from a store (its directory is never listed), so a seeder's `-partial` files and their progress
+    files, in the store at the same time, are neither read nor carried. Check mode reads no blob. `progress` is
+    a BundleProgress; it counts the bytes read from the store or downloaded.
     """
     progress = progress or BundleProgress()
-    index, members = plan_export(store_root, names)
+    if store_root is None:
+        index, members = plan_registry_export(names, registry or {})
+    else:
+        index, members = plan_export(store_root, names)
     progress.what = ", ".join(ModelRef.parse(m["name"]).short for m in index["models"])
     result = {
         "models": [{"name": m["name"], "digest": m["digest"], "size": sum(b["size"] for b in m["blobs"])}
@@ -611,18 +788,7 @@ def export_bundle(store_root, names, path, check_mode=False, progress=None):
                         continue
                     number += 1
                     progress.blob(number, digest, size)
-                    with open(source, "rb") as handle:
-                        reader = HashingReader(handle, digest, size, store_root, name, progress.add)
-                        # addfile copies exactly `size` bytes (the store checked the file's size)
-                        tar.addfile(_tarinfo(name, size), reader)
-                        if reader.verify_quietly():
-                            raise BundleError(
-                                f"blob {digest} in the store {store_root} is corrupt: its content has sha256 "
-                                f"{reader.found}. Remove the model (ollama_store_model state=absent) and seed it "
-                                "again; no bundle was written",
-                                kind="corrupt",
-                                member=name,
-                            )
+                    _add_blob(tar, name, source, progress)
             raw.flush()
             os.fsync(raw.fileno())
         os.chmod(tmp, 0o644)
@@ -635,10 +801,24 @@ def export_bundle(store_root, names, path, check_mode=False, progress=None):
         raise BundleError(f"writing {path}: {err.strerror or err}; no bundle was written", kind="io") from None
     finally:
         if tmp:
+            # whatever stopped the export (a corrupt blob, a broken download, Ctrl-C), no partial bundle stays
             with contextlib.suppress(OSError):
                 os.remove(tmp)
     result["bytes_written"] = os.path.getsize(path)
     return result
+
+
+def _add_blob(tar, name, source, progress):
+    """Stream one blob from its source into its tar member, hashed on the way; BundleError naming it if wrong."""
+    handle = source.open()
+    try:
+        reader = HashingReader(_ExactReader(source, handle), source.digest, source.size, "", name, progress.add)
+        # addfile copies exactly `size` bytes: a source that has fewer raises (_ExactReader.short)
+        tar.addfile(_tarinfo(name, source.size), reader)
+        if reader.verify_quietly():
+            raise source.corrupt(reader.found)
+    finally:
+        handle.close()
 
 
 class _BytesReader:

@@ -27,6 +27,8 @@ _PART = {
     "tag": re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,79}$"),
 }
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
 _EXAMPLES = "e.g. 'qwen2.5', 'qwen2.5:72b', 'myteam/model:v1' or 'registry.example.com:5000/library/model:tag'"
 
 
@@ -50,6 +52,13 @@ class ModelRef:
         """Parse and validate `name`; raise ModelRefError naming the bad part."""
         if not isinstance(name, str) or not name.strip():
             raise ModelRefError(f"model name is empty: give a model reference, {_EXAMPLES}")
+        # Roles pass the name on as written, and a chart pastes it into a shell script: a newline (or any
+        # other control character) anywhere, even around the name, would start a command of its own there.
+        if _CONTROL.search(name):
+            raise ModelRefError(
+                f"model name {name!r} contains a newline, tab or other control character: write the name alone "
+                f"({_EXAMPLES})"
+            )
         text = name.strip()
         if "://" in text:
             raise ModelRefError(
@@ -77,8 +86,9 @@ class ModelRef:
             namespace, model = parts
         else:
             model = parts[0]
+        # fullmatch: with match, '$' also matches before a final newline and lets 'x\n' through as a part
         for kind, value in (("host", host), ("namespace", namespace), ("model", model), ("tag", tag)):
-            if not _PART[kind].match(value):
+            if not _PART[kind].fullmatch(value):
                 raise ModelRefError(
                     "model name {!r} has an invalid {} {!r}: parts start with a letter, digit or '_' and contain "
                     "only letters, digits, '_', '-'{} ({})".format(
@@ -125,6 +135,25 @@ class ModelRef:
 
     def __repr__(self):
         return f"ModelRef({self.full!r})"
+
+
+def parse_models(names, option, login=False, verb="seed"):
+    """`names` as ModelRefs, each once (Ollama compares names without regard to case); ModelRefError for a
+    bad or missing one. With a registry login they must all be of one registry: the credentials are for one."""
+    refs = []
+    for name in names or []:
+        ref = ModelRef.parse(name)
+        if all(ref.key() != other.key() for other in refs):
+            refs.append(ref)
+    if not refs:
+        raise ModelRefError(f"{option} is empty: name at least one model, e.g. qwen2.5:72b")
+    hosts = sorted(set(ref.host for ref in refs))
+    if login and len(hosts) > 1:
+        raise ModelRefError(
+            f"registry_username and registry_password are for one registry, but {option} lists models of "
+            f"{', '.join(hosts)}: {verb} the models of each registry in a task of its own"
+        )
+    return refs
 
 
 def normalize(name):

@@ -7,6 +7,12 @@
 Pure parsing functions plus one reader that walks a root directory, so the same code runs on a
 node (root ``/``) and in unit tests against recorded outputs of other CPU families.
 Standard library only: it runs on the target without extra packages.
+
+The root is a test seam, not a module option: node_profile_facts reads it from the environment
+variable NODE_ROOT_ENV (``AIPLATFORM_OLLAMA_NODE_ROOT``, see root_from_environment), unset on a real
+node so ``/`` is read. Tests set it to a recorded tree under tests/unit/node_tuning/samples. A user
+has no reason to point the module anywhere else: the profile, its memory budget and the bandwidth
+measurement all describe the machine the module runs on.
 """
 
 from __future__ import annotations
@@ -33,6 +39,14 @@ ISA_FLAGS = {
 _REPORTED_FLAG = re.compile(r"^(sse4_[12]|ssse3|avx.*|fma|f16c|amx.*)$")
 
 GIB = 1024 ** 3
+
+NODE_ROOT_ENV = "AIPLATFORM_OLLAMA_NODE_ROOT"
+
+
+def root_from_environment():
+    """The directory holding the ``proc`` and ``sys`` to read: NODE_ROOT_ENV, else ``/``."""
+    return os.environ.get(NODE_ROOT_ENV) or "/"
+
 
 CONTAINER_MARKERS = (
     ("run/.containerenv", "podman"),
@@ -186,11 +200,14 @@ def isa_failure(profile, required):
     if not missing:
         return None
     found = " ".join(profile["simd_flags"]) or "none"
+    # the fix names what is missing (required_isa may ask for more than AVX2), and the option both as
+    # the module takes it and as the node_tuning role passes it, since most runs come through the role
+    wanted = ", ".join(missing) + (" (AVX2 is x86-64-v3)" if "avx2" in missing else "")
     return (
         "CPU {!r} lacks {}, which Ollama's CPU backend needs for usable decode speed; "
-        "SIMD flags found: {}. Use a node with AVX2 (x86-64-v3), or set isa_policy: warn "
+        "SIMD flags found: {}. Use a node with {}, or set isa_policy: warn "
         "(node_tuning_isa_policy: warn in the node_tuning role) to go on anyway.".format(
-            profile["cpu_model"], ", ".join(missing), found)
+            profile["cpu_model"], ", ".join(missing), found, wanted)
     )
 
 

@@ -56,6 +56,25 @@ class RegistryError(CollectionError):
         super().__init__(msg, kind=kind, url=url, status=status)
 
 
+# What a registry failure calls for when this host downloads from the registry itself (ollama_store_model,
+# an ollama_bundle export), by RegistryError kind; a not_found message already says to check the name.
+_DOWNLOAD_FIXES = {
+    "not_found": "or push the model to that registry",
+    "unreachable": "this host downloads from the registry itself: check its network, DNS and proxy "
+    "(https_proxy, no_proxy)",
+    "timeout": "raise timeout, or check the network between this host and the registry",
+    "auth": "set registry_username and registry_password",
+}
+
+
+def download_fix(err, **instead):
+    """` (<fix>)` to append to the message of `err`; `instead` replaces the fix of a kind. Empty for a
+    plain_http refusal, whose message names its own fix."""
+    if err.kind == "plain_http":
+        return ""
+    return " ({})".format(dict(_DOWNLOAD_FIXES, **instead).get(err.kind, "check the registry"))
+
+
 def parse_challenge(header):
     """`Bearer realm="...",service="..."` -> ("bearer", {"realm": ..., "service": ...})."""
     if not header:

@@ -57,14 +57,9 @@ options:
     type: list
     elements: str
     default: [vm.swappiness, kernel.numa_balancing, vm.overcommit_memory]
-  root:
-    description:
-      - Directory holding C(proc) and C(sys) to read, for a mounted image or recorded outputs.
-    type: path
-    default: /
   measure_bandwidth:
     description:
-      - Measure the memory bandwidth of the machine the module runs on (so only with O(root=/)).
+      - Measure the memory bandwidth of the machine the module runs on.
       - "Method: STREAM's Copy kernel (U(https://www.cs.virginia.edu/stream/ref.html)). One forked worker per
         physical core of the first NUMA node, bound to that node's cores, copies its own source array into its own
         destination array with one C(memcpy) (the source arrays together at least 256 MiB and 4 x the last-level
@@ -90,16 +85,23 @@ options:
         reused instead of measuring again when it was taken with the same method on the same CPU model, CPU count,
         NUMA nodes and memory size.
     type: path
+extends_documentation_fragment:
+  - aiplatform.ollama.attributes
+  - aiplatform.ollama.attributes.facts
 attributes:
   check_mode:
     support: full
-    description: The module only reads, so it runs the same in check mode.
+    details: The module only reads, so it runs the same in check mode.
   diff_mode:
     support: none
-    description: Nothing changes, so there is nothing to compare.
+    details: Nothing changes, so there is nothing to compare.
   facts:
     support: full
-    description: Sets C(ollama_node_profile).
+    details: Sets C(ollama_node_profile).
+  platform:
+    platforms: linux
+    support: full
+    details: Runs on the node it profiles, whose C(/proc) and C(/sys) it reads.
 notes:
   - Inside a container C(/proc/sys) and C(/sys) are mostly the host's; the profile says so in
     C(ollama_node_profile.virtualization.container) so callers can skip live changes.
@@ -260,8 +262,10 @@ from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 from ansible_collections.aiplatform.ollama.plugins.module_utils.errors import CollectionError, InputError  # noqa: E402
 from ansible_collections.aiplatform.ollama.plugins.module_utils.memory_bandwidth import node_bandwidth  # noqa: E402
 from ansible_collections.aiplatform.ollama.plugins.module_utils.node_profile import (  # noqa: E402
+    NODE_ROOT_ENV,
     build_profile,
     isa_failure,
+    root_from_environment,
 )
 
 
@@ -278,16 +282,18 @@ class IsaMissing(CollectionError):
 def profile_facts(module):
     """The task's result; InputError for options that cannot apply, IsaMissing under isa_policy fail."""
     params = module.params
-    if params["measure_bandwidth"] and params["root"] != "/":
-        raise InputError(f"measure_bandwidth measures the machine the module runs on, but root is "
-                         f"{params['root']!r}, a recorded tree: set measure_bandwidth false, or root /")
+    root = root_from_environment()
+    if params["measure_bandwidth"] and root != "/":
+        raise InputError(f"measure_bandwidth measures the machine the module runs on, but {NODE_ROOT_ENV} "
+                         f"points the module at {root!r}, a recorded tree: set measure_bandwidth false, or "
+                         f"unset {NODE_ROOT_ENV}")
     if params["bandwidth_workers"] < 0 or params["bandwidth_seconds"] < 0:
         raise InputError(f"bandwidth_workers ({params['bandwidth_workers']}) and bandwidth_seconds "
                          f"({params['bandwidth_seconds']}) must not be negative: use 0 for the defaults' "
                          "one worker per physical core and the minimum of repetitions")
     try:
         profile = build_profile(
-            root=params["root"],
+            root=root,
             cpu_limit=params["cpu_limit"],
             memory_reserved=params["memory_reserved"],
             sysctl_keys=params["sysctl_keys"],
@@ -313,7 +319,7 @@ def profile_facts(module):
         module.warn(message)
     profile["memory_bandwidth"], profile["memory_bandwidth_status"] = node_bandwidth(
         profile, params["measure_bandwidth"], facts_file=params["bandwidth_facts_file"],
-        workers=params["bandwidth_workers"], root=params["root"], budget_seconds=params["bandwidth_seconds"])
+        workers=params["bandwidth_workers"], root=root, budget_seconds=params["bandwidth_seconds"])
     if profile["memory_bandwidth_status"]["source"] == "failed":
         module.warn(f"memory bandwidth not measured: {profile['memory_bandwidth_status']['reason']}")
     return result
@@ -328,7 +334,6 @@ def main():
             "isa_policy": {"type": "str", "choices": ["fail", "warn", "ignore"], "default": "fail"},
             "sysctl_keys": {"type": "list", "elements": "str", "no_log": False,
                             "default": ["vm.swappiness", "kernel.numa_balancing", "vm.overcommit_memory"]},
-            "root": {"type": "path", "default": "/"},
             "measure_bandwidth": {"type": "bool", "default": False},
             "bandwidth_workers": {"type": "int", "default": 0},
             "bandwidth_seconds": {"type": "float", "default": 2.0},

@@ -10,10 +10,15 @@ module: ollama_bundle
 short_description: Carry Ollama models into an air-gapped site as one bundle file
 version_added: 1.2.0
 description:
-  - Exports models from an Ollama model store directory (what C(OLLAMA_MODELS) points at) into ONE
-    uncompressed tar file, imports such a bundle into a store directory, or pushes it into a private
-    registry (the mirror a seed Job or C(ollama pull) then pulls from). No Ollama server and no
-    registry access of the source site is needed.
+  - Exports models from an Ollama model store directory (what C(OLLAMA_MODELS) points at), or straight
+    from their registry, into ONE uncompressed tar file, imports such a bundle into a store directory,
+    or pushes it into a private registry (the mirror a seed Job or C(ollama pull) then pulls from). No
+    Ollama server is needed, and the air-gapped site needs no access to the source registry.
+  - An export straight from the registry (O(state=exported) without O(store)) reads each model's
+    manifest from the registry its reference names (V(registry.ollama.ai) unless it names another, as
+    C(ollama pull)) and streams every blob from there into its member of the bundle, checking its sha256
+    on the way; no store is written and nothing is staged on disk but the bundle itself. The bundle is
+    the same, byte for byte, as an export of a store seeded from that registry.
   - The bundle holds the store's own layout, C(manifests/<registry>/<namespace>/<model>/<tag>) and
     C(blobs/sha256-<hex>), plus an C(index.json) (format version, each model with the digest and
     size of its manifest and of every blob). It is written under a temporary name and renamed only
@@ -31,7 +36,8 @@ description:
     before anything is written. Every blob is checked against its sha256 while it streams into a
     temporary C(-partial) file; the blobs are renamed into place only once all of them matched, and
     the manifests are written last. A failure removes everything the import created.
-  - All three states are idempotent. A bundle already holding exactly these models is not rewritten;
+  - All three states are idempotent. A bundle already holding exactly these models is not rewritten
+    (for an export from the registry, only the manifests are read to know it, no blob is downloaded);
     blobs the store (or the registry's repository) already holds are skipped, and a manifest that is
     already there byte for byte is left alone.
 author:
@@ -39,22 +45,25 @@ author:
 attributes:
   check_mode:
     support: full
-    description:
+    details:
       - Reports the models, blobs and bytes that would be written. Importing and pushing still read
         and verify every blob that would be written, so check mode also proves the bundle intact.
+        Exporting from the registry reads only the manifests there, no blob.
   diff_mode:
     support: none
-    description: The results list what was written; there is no diff.
+    details: The results list what was written; there is no diff.
   platform:
-    platforms: posix
     support: full
-    description: Runs on the host that holds the bundle file (and the store); that host talks to the registry.
+    details: Runs on the host that holds the bundle file (and the store); that host talks to the registry.
 extends_documentation_fragment:
+  - aiplatform.ollama.attributes
   - aiplatform.ollama.ollama_registry
+  - aiplatform.ollama.ollama_registry.tls
 options:
   state:
     description:
-      - V(exported) writes the bundle O(path) holding O(models) from the store O(store).
+      - V(exported) writes the bundle O(path) holding O(models) from the store O(store), or, without
+        O(store), straight from the registry of each model.
       - V(imported) makes the store O(store) hold every model of the bundle O(path).
       - V(pushed) makes the registry O(registry) hold every model of the bundle O(path), each as
         C(<registry>/<namespace>/<model>:<tag>) (the namespace, model and tag the bundle has).
@@ -70,36 +79,29 @@ options:
   store:
     description:
       - The model store directory, the value C(OLLAMA_MODELS) has for the server that uses it.
-      - Required with O(state=exported) and O(state=imported); created when missing on import.
+      - Required with O(state=imported); created when missing.
+      - With O(state=exported), the store to read the models from; leave it unset to export them
+        straight from their registry instead (with O(insecure), O(registry_username),
+        O(registry_password), O(validate_certs), O(ca_path) and O(timeout)).
       - Never import into a store a running Ollama server owns unless it runs with C(OLLAMA_NOPRUNE=1),
         since its start-up prune removes the blobs of a model whose manifest is not written yet.
     type: path
   models:
     description:
       - The models to export, as C(ollama pull) names them (V(qwen2.5:72b) is
-        V(registry.ollama.ai/library/qwen2.5:72b)). Each must be complete in O(store).
+        V(registry.ollama.ai/library/qwen2.5:72b); a private registry is given as
+        V(registry.internal:5000/library/qwen2.5:72b)). Each must be complete in O(store).
+      - Without O(store), each is read from the registry its reference names; with O(registry_username)
+        they must all come from one registry.
       - Required with O(state=exported).
     type: list
     elements: str
   registry:
     description:
       - The registry to push to, C(host) or C(host:port) (V(registry.internal:5000)).
-      - Required with O(state=pushed).
+      - Required with O(state=pushed), refused with O(state=exported) (each model's reference names the
+        registry it is exported from).
     type: str
-  validate_certs:
-    description:
-      - Verify the registry's TLS certificate.
-    type: bool
-    default: true
-  ca_path:
-    description:
-      - PEM file of the CA certificates that signed the registry's certificate.
-    type: path
-  timeout:
-    description:
-      - Seconds to wait for the registry to accept a connection and for each read or write.
-    type: float
-    default: 60
   lock_timeout:
     description:
       - With O(state=imported), seconds to wait for another writer of the same store (a seeder,
@@ -118,13 +120,34 @@ options:
 seealso:
   - module: aiplatform.ollama.ollama_store_model
 notes:
-  - The registry must accept uploads (the OCI distribution API, monolithic blob upload). Anonymous,
-    basic and bearer-token access are supported, with the credentials in O(registry_username) and
-    O(registry_password).
+  - The registry pushed to must accept uploads (the OCI distribution API, monolithic blob upload).
+    Anonymous, basic and bearer-token access are supported, with the credentials in
+    O(registry_username) and O(registry_password); the same holds for a registry exported from, whose
+    blob downloads may redirect to another host (a CDN), as those of V(registry.ollama.ai) do.
+  - An export from the registry that fails (a blob whose sha256 does not match, a broken or short
+    download) names the blob, the model and the registry and leaves no bundle file; a rerun starts over.
   - A bundle is as large as its models (GGUF weights do not compress); it is not compressed.
 """
 
 EXAMPLES = r"""
+- name: Export qwen2.5:72b straight from registry.ollama.ai, on a host with internet access
+  aiplatform.ollama.ollama_bundle:
+    state: exported
+    path: /srv/transfer/qwen2.5-72b.tar
+    models:
+      - qwen2.5:72b
+    progress_interval: 30
+
+- name: Export a model from a private registry that needs a login
+  aiplatform.ollama.ollama_bundle:
+    state: exported
+    path: /srv/transfer/team-models.tar
+    models:
+      - registry.example.com/team/summarizer:v3
+    registry_username: exporter
+    registry_password: "{{ vault_registry_password }}"
+    ca_path: /etc/pki/registry-ca.pem
+
 - name: Export qwen2.5:72b from the store a seed filled
   aiplatform.ollama.ollama_bundle:
     state: exported
@@ -185,7 +208,12 @@ path:
   returned: always
   type: str
 error:
-  description: Why it failed - C(kind); where known C(url) (no query), C(status), a C(body) excerpt, the subject.
+  description:
+    - Why it failed - C(kind); where known C(url) (no query), C(status), a C(body) excerpt, the subject
+      (C(member), the bundle member of a blob).
+    - An export from the registry fails with C(kind) V(registry) (with C(registry_error), the cause -
+      V(not_found), V(unreachable), V(auth), V(timeout), ...) or V(corrupt) (a blob whose sha256 or
+      size is not what its manifest says).
   returned: failure
   type: dict
   sample: {kind: unreachable, url: "http://ollama.ollama.svc.cluster.local:11434/api/version"}
@@ -228,7 +256,7 @@ def main():
             **REGISTRY_ARGS,
         ),
         required_if=[
-            ("state", "exported", ("store", "models")),
+            ("state", "exported", ("models",)),
             ("state", "imported", ("store",)),
             ("state", "pushed", ("registry",)),
         ],
@@ -257,18 +285,28 @@ def run(params, check_mode, progress=None):
             f"lock_timeout must be 0 or more seconds, got {params['lock_timeout']:g}: leave it unset to wait as "
             "long as another seeder runs"
         )
-    where = {"exported": params["store"], "imported": params["store"], "pushed": params["registry"]}[state]
+    if state == "exported" and params["registry"] is not None:
+        raise InputError(
+            f"registry {params['registry']!r} is the registry to push to (state=pushed): with state=exported each "
+            "model is read from the registry its reference names, e.g. registry.internal:5000/library/qwen2.5:72b; "
+            "remove registry"
+        )
+    where = {"exported": params["store"] or "from the registry", "imported": params["store"],
+             "pushed": params["registry"]}[state]
     try:
         if state == "exported":
-            result = export_bundle(params["store"], params["models"], params["path"], check_mode, progress)
+            # without a store, each model comes straight from its registry, with the registry options
+            result = export_bundle(params["store"], params["models"], params["path"], check_mode, progress,
+                                   registry=params)
         elif state == "imported":
             result = import_bundle(params["path"], params["store"], check_mode, params["lock_timeout"], progress)
         else:
             client = PushClient.from_params(params["registry"].strip(), params)
             result = push_bundle(params["path"], client, check_mode, progress)
     except BundleError as err:
-        raise BundleError(f"{_VERB[state]} bundle {params['path']} ({where}): {err}", kind=err.kind,
-                          member=err.member) from err
+        # the same error, its context (member, url, status) kept, with what the task was doing in front
+        err.msg = f"{_VERB[state]} bundle {params['path']} ({where}): {err.msg}"
+        raise
     except RegistryError as err:
         if err.kind == "auth" or err.status in (401, 403):
             fix = ("Set registry_username and registry_password to an account that may push there; no model is "

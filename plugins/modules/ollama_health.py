@@ -22,20 +22,19 @@ author:
   - AI Platform team (@aiplatform)
 extends_documentation_fragment:
   - aiplatform.ollama.ollama
+  - aiplatform.ollama.attributes
 attributes:
   check_mode:
     support: partial
-    description: Can run in check_mode and return changed status prediction without modifying target.
     details: >-
       The probe runs as in a normal run: it generates, which changes nothing persistent but may load the
       model into the server's memory and unload another. It reports no change either way.
   diff_mode:
     support: none
-    description: Nothing changes, so there is nothing to compare.
+    details: Nothing changes, so there is nothing to compare.
   platform:
-    platforms: posix
     support: full
-    description: Runs on any host that reaches the Ollama server, directly or through a gateway.
+    details: Runs on any host that reaches the Ollama server, directly or through a gateway.
 options:
   name:
     description:

@@ -15,17 +15,17 @@ author:
   - AI Platform team (@aiplatform)
 extends_documentation_fragment:
   - aiplatform.ollama.ollama
+  - aiplatform.ollama.attributes
 attributes:
   check_mode:
     support: full
-    description: The module only reads, so it runs the same in check mode.
+    details: The module only reads, so it runs the same in check mode.
   diff_mode:
     support: none
-    description: Nothing changes, so there is nothing to compare.
+    details: Nothing changes, so there is nothing to compare.
   platform:
-    platforms: posix
     support: full
-    description: Runs on any host that reaches the Ollama server.
+    details: Runs on any host that reaches the Ollama server.
 options: {}
 seealso:
   - module: aiplatform.ollama.ollama_model

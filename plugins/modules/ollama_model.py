@@ -22,17 +22,17 @@ author:
 extends_documentation_fragment:
   - aiplatform.ollama.ollama
   - aiplatform.ollama.ollama_registry
+  - aiplatform.ollama.attributes
 attributes:
   check_mode:
     support: full
-    description: Reports whether a pull or delete would happen, and for V(latest) which digest the registry has.
+    details: Reports whether a pull or delete would happen, and for V(latest) which digest the registry has.
   diff_mode:
     support: full
-    description: Shows the model's digest and size before and after.
+    details: Shows the model's digest and size before and after.
   platform:
-    platforms: posix
     support: full
-    description: Runs on any host that reaches the Ollama server.
+    details: Runs on any host that reaches the Ollama server.
 options:
   name:
     description:
@@ -53,14 +53,25 @@ options:
     default: present
   insecure:
     description:
-      - Talk plain HTTP to the model's registry (Ollama's C(--insecure)). This does not disable TLS
-        verification; a registry with a private CA needs that CA trusted by the server.
+      - Talk plain HTTP to the model's registry, both in the pull the server does (Ollama's C(--insecure))
+        and in the managed host's digest lookup of O(state=latest).
+      - It does not disable TLS verification. Unlike in the modules where the managed host downloads,
+        O(validate_certs) and O(ca_path) apply here to the managed host's connections (to the server and
+        for the lookup), not to the server's pull; a registry with a private CA needs that CA trusted by
+        the server (the system CA store of its host or image).
+      - Also lets O(registry_password) go to a plain-HTTP token service in the digest lookup. Without it,
+        a registry whose challenge names an C(http://) token service makes that lookup fail, naming that
+        URL, and the password is not sent.
     type: bool
     default: false
   registry_username:
     description:
-      - User for the registry lookup of O(state=latest) (basic auth, or to obtain a bearer token).
-      - The pull itself is done by the server, which speaks only Ollama's own key-pair authentication.
+      - User (basic auth, or to obtain a bearer token) for the registry lookups the managed host makes
+        itself, and only those; the digest O(state=latest) compares, what check mode reports would be
+        pulled, and the layer sizes the pull's progress is counted against.
+      - The pull itself is done by the server, which never gets O(registry_username) or
+        O(registry_password) and speaks only Ollama's own key-pair authentication. For a registry that
+        needs a login, seed the server's model store with M(aiplatform.ollama.ollama_store_model) instead.
     type: str
   pull_timeout:
     description:
@@ -84,6 +95,8 @@ notes:
     the server's environment (C(HTTPS_PROXY)). Only the digest lookup of O(state=latest) goes from the
     managed host to the registry; when the registry cannot be reached from there, the module pulls
     and compares the digests before and after instead (not in check mode).
+  - The managed host's registry lookups use O(timeout), O(validate_certs) and O(ca_path), the options
+    for the Ollama server; the server's pull uses none of them.
 """
 
 EXAMPLES = r"""
@@ -96,8 +109,7 @@ EXAMPLES = r"""
     name: llama3.2
     state: latest
     host: https://ollama.example.com
-    headers:
-      Authorization: "Bearer {{ gateway_token }}"
+    api_key: "{{ gateway_token }}"
 
 - name: Pull from a private plain-HTTP registry, progress every 30 seconds
   aiplatform.ollama.ollama_model:

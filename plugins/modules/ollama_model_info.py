@@ -23,17 +23,18 @@ author:
   - AI Platform team (@aiplatform)
 extends_documentation_fragment:
   - aiplatform.ollama.ollama_registry
+  - aiplatform.ollama.ollama_registry.tls
+  - aiplatform.ollama.attributes
 attributes:
   check_mode:
     support: full
-    description: The module only reads, so it runs the same in check mode.
+    details: The module only reads, so it runs the same in check mode.
   diff_mode:
     support: none
-    description: Nothing changes, so there is nothing to compare.
+    details: Nothing changes, so there is nothing to compare.
   platform:
-    platforms: posix
     support: full
-    description: Runs on any host that reaches the registry, or whose filesystem holds the store.
+    details: Runs on any host that reaches the registry, or whose filesystem holds the store.
 options:
   name:
     description:
@@ -48,20 +49,6 @@ options:
       - An Ollama model store directory (what C(OLLAMA_MODELS) points at) to read the model from instead
         of its registry. The registry options are not used then.
     type: path
-  validate_certs:
-    description:
-      - Verify the TLS certificates of the registry and of the blob host it redirects to.
-    type: bool
-    default: true
-  ca_path:
-    description:
-      - PEM file of the CA certificates that signed the registry's certificate.
-    type: path
-  timeout:
-    description:
-      - Seconds to wait for the registry to accept a connection and to answer each request.
-    type: float
-    default: 60
   num_ctx:
     description:
       - Context length per request the memory is computed for (Ollama's C(num_ctx), C(OLLAMA_CONTEXT_LENGTH)).

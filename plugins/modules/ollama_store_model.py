@@ -36,20 +36,21 @@ author:
 attributes:
   check_mode:
     support: full
-    description:
+    details:
       - Reports whether the models would be seeded, repaired or removed, with the registry's digest and the
         bytes to download. O(state=verified) re-hashes the blobs in check mode too (it only reads).
   diff_mode:
     support: full
-    description:
+    details:
       - Shows each model's manifest digest and size in the store before and after; for O(state=verified), the
         missing and corrupt blobs before.
   platform:
-    platforms: posix
     support: full
-    description: Runs on the host whose filesystem holds the store; that host downloads the models.
+    details: Runs on the host whose filesystem holds the store; that host downloads the models.
 extends_documentation_fragment:
   - aiplatform.ollama.ollama_registry
+  - aiplatform.ollama.ollama_registry.tls
+  - aiplatform.ollama.attributes
 options:
   name:
     description:
@@ -97,38 +98,28 @@ options:
     default: 16
   parts:
     description:
-      - Connections at once for one blob, and about how many parts a blob is split into (16, as C(ollama pull)
-        uses). Parts are at least 16 MiB and at most 1 GB unless O(part_size) says otherwise, so a large blob
-        has more parts, 16 of them at a time.
+      - Connections at once for one blob, and how many parts a blob is split into unless that makes the parts
+        smaller than 16 MiB or larger than 1 GB (then as many parts as those sizes give, still this many at a
+        time). O(part_size) sets the size instead.
+      - The default, 16 parts of at most 1 GB, is how C(ollama pull) splits a blob (Ollama 0.18.3). Its parts
+        are at least 100 MB, these at least 16 MiB, so that a blob of a few hundred MB too is spread over 16
+        connections, which a CDN that caps each connection's rate needs.
       - V(1) downloads each blob as one stream.
+      - A part whose connection breaks or stalls for O(timeout) seconds is tried again from where it stopped.
     type: int
     default: 16
   part_size:
     description:
       - Size of the parts a blob is split into, e.g. V(64MiB), V(1G) or a number of bytes (K, M, G are powers
         of 1024); at least V(1MiB). A blob is never split into more than 4096 parts.
-      - Unset, the blob's size divided by O(parts), within 16 MiB and 1 GB.
+      - Unset, the blob's size divided by O(parts), within 16 MiB (C(ollama pull) uses 100 MB, too large to
+        spread a blob of a few hundred MB over all connections) and 1 GB.
     type: str
   lock_timeout:
     description:
       - Seconds to wait for another seeder of the same store to finish before failing, naming it.
       - Unset, wait as long as it runs. Its lock goes with its process, so a killed seeder never blocks one.
     type: float
-  validate_certs:
-    description:
-      - Verify the TLS certificates of the registry and of the blob host it redirects to.
-    type: bool
-    default: true
-  ca_path:
-    description:
-      - PEM file of the CA certificates that signed the registry's certificate.
-    type: path
-  timeout:
-    description:
-      - Seconds to wait for the registry to accept a connection and for each read of a download. A part whose
-        connection breaks or stalls that long is tried again from where it stopped.
-    type: float
-    default: 60
   progress_interval:
     description:
       - Seconds between two progress lines the action plugin prints during a download or verification.
@@ -350,13 +341,14 @@ from ansible_collections.aiplatform.ollama.plugins.module_utils.blob_download im
     DownloadFailed,
 )
 from ansible_collections.aiplatform.ollama.plugins.module_utils.errors import CollectionError, InputError  # noqa: E402
-from ansible_collections.aiplatform.ollama.plugins.module_utils.model_ref import ModelRef  # noqa: E402
+from ansible_collections.aiplatform.ollama.plugins.module_utils.model_ref import parse_models  # noqa: E402
 from ansible_collections.aiplatform.ollama.plugins.module_utils.ollama_registry import (  # noqa: E402
     REGISTRY_ARGS,
     REGISTRY_REQUIRED_TOGETHER,
     RegistryBlobSource,
     RegistryClient,
     RegistryError,
+    download_fix,
 )
 from ansible_collections.aiplatform.ollama.plugins.module_utils.ollama_store import (  # noqa: E402
     OllamaStore,
@@ -549,15 +541,8 @@ class StoreSeeder:
         try:
             model.remote = self.client(model.ref.host).resolve(model.ref.repository, model.ref.tag)
         except RegistryError as err:
-            fix = {
-                "not_found": "check the model name and tag, or push the model to that registry",
-                "unreachable": "this host downloads the model itself: check its network, DNS and proxy "
-                "(https_proxy, no_proxy)",
-                "timeout": "raise timeout, or check the network between this host and the registry",
-                "auth": "set registry_username and registry_password",
-            }.get(err.kind, "check the registry")
-            raise SeedError(f"seeding {model.ref.short} into {self.store.root}: {err} ({fix}); nothing was written",
-                            err) from err
+            raise SeedError(f"seeding {model.ref.short} into {self.store.root}: {err}{download_fix(err)}; nothing "
+                            "was written", err) from err
         return model.remote
 
     def complete(self, entry):
@@ -923,19 +908,8 @@ def validate(params):
         )
     if params["repair"] and params["state"] != "verified":
         raise InputError(f"repair applies to state=verified, not state={params['state']}")
-    refs = []
-    for name in params["name"]:
-        ref = ModelRef.parse(name)  # ModelRefError, an InputError, names the reference and what is wrong
-        if all(ref.key() != other.key() for other in refs):
-            refs.append(ref)
-    if not refs:
-        raise InputError("name is empty: name at least one model, e.g. qwen2.5:72b")
-    hosts = sorted(set(ref.host for ref in refs))
-    if params.get("registry_username") and len(hosts) > 1:
-        raise InputError(
-            "registry_username and registry_password are for one registry, but name lists models of "
-            f"{', '.join(hosts)}: seed the models of each registry in a task of its own"
-        )
+    # ModelRefError, an InputError, names the reference and what is wrong
+    refs = parse_models(params["name"], "name", login=bool(params.get("registry_username")))
     return refs
 
 

@@ -29,6 +29,7 @@ from ansible_collections.aiplatform.ollama.plugins.module_utils.errors import (
     excerpt,
 )
 from ansible_collections.aiplatform.ollama.plugins.module_utils.model_ref import ModelRef
+from ansible_collections.aiplatform.ollama.plugins.module_utils.node_profile import NODE_ROOT_ENV
 from ansible_collections.aiplatform.ollama.plugins.module_utils.ollama_store import OllamaStore
 from tests.module_runner import run_module
 
@@ -134,12 +135,14 @@ def test_store_model_failure_keeps_the_model_results_and_adds_the_error(tmp_path
     assert out["error"] == {"kind": "damaged", "path": store.root}
 
 
-def test_node_profile_facts_failure_carries_the_error(tmp_path):
-    out = run_module("node_profile_facts", {"root": str(SAMPLES / "xeon-e5-2680v2-1s-noavx2")})
+def test_node_profile_facts_failure_carries_the_error(tmp_path, monkeypatch):
+    monkeypatch.setenv(NODE_ROOT_ENV, str(SAMPLES / "xeon-e5-2680v2-1s-noavx2"))
+    out = run_module("node_profile_facts", {})
     assert out["failed"] and out["changed"] is False and out["isa_missing"] == ["avx2"]
     assert out["error"] == {"kind": "isa_missing", "cpu_model": out["ollama_node_profile"]["cpu_model"]}
     assert "E5-2680 v2" in out["error"]["cpu_model"]
 
-    out = run_module("node_profile_facts", {"root": str(tmp_path), "measure_bandwidth": True})
+    monkeypatch.setenv(NODE_ROOT_ENV, str(tmp_path))
+    out = run_module("node_profile_facts", {"measure_bandwidth": True})
     assert out["failed"] and out["msg"].startswith("measure_bandwidth measures the machine the module runs on")
     assert out["error"] == {"kind": "invalid_input"}

@@ -22,7 +22,7 @@ from tests.bundle_tars import members_of, write_tar
 from tests.module_runner import run_module
 from tests.playbook import run_playbook
 from tests.services.ollama import OllamaServer
-from tests.services.registry import Registry
+from tests.services.registry import MODEL_MEDIA_TYPE, Registry
 
 
 def bundle_module(args: dict, check_mode: bool = False) -> dict:
@@ -216,3 +216,171 @@ def test_playbooks_export_then_import_into_a_store_and_a_registry(exported, mirr
                        dict(common, bundle_registry=mirror.host, bundle_insecure=True))
     assert out.returncode == 0 and out.recap["failed"] == 0, out.output[-3000:]
     assert mirror.get_manifest("library/tiny", "latest")[0] == exported["digest"]
+
+
+# -- export straight from the registry -------------------------------------------------------------
+
+
+def cdn_blob_gets(registry: Registry, manifest: dict) -> int:
+    """Requests for the model's blobs the registry's CDN has logged: every blob download ends there."""
+    log = registry.workdir / "cdn" / "access.log"
+    hexes = [d["digest"].split(":", 1)[1] for d in [manifest["config"]] + manifest["layers"]]
+    lines = log.read_text().splitlines() if log.exists() else []
+    return sum(1 for line in lines if any(h in line for h in hexes))
+
+
+def registry_blob_file(registry: Registry, digest: str) -> Path:
+    hexd = digest.split(":", 1)[1]
+    return registry.root / "docker" / "registry" / "v2" / "blobs" / "sha256" / hexd[:2] / hexd / "data"
+
+
+def leftovers(directory: Path) -> list:
+    return sorted(p.name for p in directory.iterdir())
+
+
+def registry_export_args(path: Path, *models: str, **options) -> dict:
+    return dict(state="exported", path=str(path), models=list(models), insecure=True, **options)
+
+
+@pytest.fixture(scope="module")
+def from_registry(tmp_path_factory, registry, tiny_model):
+    """The tiny model exported without a store: check mode, the export, a second run; blob GETs counted."""
+    workdir = tmp_path_factory.mktemp("bundle-from-registry")
+    path = workdir / "tiny.tar"
+    args = registry_export_args(path, tiny_model.ref)
+    gets = [cdn_blob_gets(registry, tiny_model.manifest)]
+    check = bundle_module(args, check_mode=True)
+    written_by_check = path.exists()
+    gets.append(cdn_blob_gets(registry, tiny_model.manifest))
+    first = bundle_module(args)
+    gets.append(cdn_blob_gets(registry, tiny_model.manifest))
+    stat = path.stat()
+    again = bundle_module(args)
+    gets.append(cdn_blob_gets(registry, tiny_model.manifest))
+    return dict(workdir=workdir, path=path, args=args, check=check, first=first, again=again, gets=gets,
+                written_by_check=written_by_check, stat=(stat.st_ino, stat.st_mtime_ns))
+
+
+def test_registry_export_is_byte_for_byte_the_export_of_a_seeded_store(from_registry, exported, tmp_path,
+                                                                       tiny_model, seed_module):
+    first = from_registry["first"]
+    assert not first["failed"] and first["changed"], first
+    # the store Ollama pulled into, and one ollama_store_model seeded, give the same file as the registry
+    seeded = tmp_path / "models"
+    assert not seed_module(dict(name=tiny_model.ref, path=str(seeded), insecure=True))["failed"]
+    from_seeded = bundle_module(dict(state="exported", path=str(tmp_path / "seeded.tar"), store=str(seeded),
+                                     models=[tiny_model.ref]))
+    assert not from_seeded["failed"], from_seeded
+    ours = members_of(from_registry["path"])
+    for store_export in (exported["path"], tmp_path / "seeded.tar"):
+        theirs = members_of(store_export)
+        assert [m.name for m, _d in ours] == [m.name for m, _d in theirs]
+        assert json.loads(ours[0][1]) == json.loads(theirs[0][1])  # index.json, first
+        assert [d for _m, d in ours] == [d for _m, d in theirs]
+        assert from_registry["path"].read_bytes() == store_export.read_bytes()
+    assert [(m["name"], m["digest"], m["size"]) for m in first["models"]] == [
+        (tiny_model.ref, exported["digest"], tiny_model.size)]
+    assert first["bytes_written"] == from_registry["path"].stat().st_size
+
+
+def test_registry_export_downloads_each_blob_once_and_check_mode_and_a_rerun_none(from_registry, tiny_model):
+    check, again, gets = from_registry["check"], from_registry["again"], from_registry["gets"]
+    assert not check["failed"] and check["changed"] and not from_registry["written_by_check"], check
+    assert len(check["blobs"]) == len(tiny_model.manifest["layers"]) + 1
+    blobs = len(tiny_model.manifest["layers"]) + 1
+    # check mode read the manifest only; the export fetched every blob once; the second run none
+    assert gets[1] - gets[0] == 0 and gets[2] - gets[1] == blobs and gets[3] - gets[2] == 0, gets
+    assert not again["failed"] and not again["changed"] and again["blobs"] == [], again
+    assert sorted(again["skipped"]) == sorted(from_registry["first"]["blobs"])
+    stat = from_registry["path"].stat()
+    assert (stat.st_ino, stat.st_mtime_ns) == from_registry["stat"]
+    assert leftovers(from_registry["workdir"]) == ["tiny.tar"]
+
+
+def test_registry_export_imports_into_an_empty_store_then_ollama_generates(from_registry, tmp_path, tiny_model):
+    store = tmp_path / "models"
+    imported = bundle_module(dict(state="imported", path=str(from_registry["path"]), store=str(store)))
+    assert not imported["failed"] and imported["changed"], imported
+    files = tree(store)
+    with OllamaServer.start(tmp_path, models_dir=store) as server:
+        models = listed(server)
+        assert tiny_model.ref in models, sorted(models)
+        assert "sha256:" + models[tiny_model.ref]["digest"] == from_registry["first"]["models"][0]["digest"]
+        assert generate(server, tiny_model.ref)["eval_count"] > 0
+    assert tree(store) == files
+
+
+def test_registry_export_progress_counts_the_downloaded_bytes(tmp_path, registry, tiny_model):
+    from ansible_collections.aiplatform.ollama.plugins.module_utils.model_bundle import (
+        BundleProgress,
+        export_bundle,
+    )
+    from ansible_collections.aiplatform.ollama.plugins.module_utils.progress import ProgressFile
+
+    snapshot = tmp_path / "progress.json"
+    options = dict(insecure=True, registry_username=None, registry_password=None, timeout=30,
+                   validate_certs=True, ca_path=None)
+    result = export_bundle(None, [tiny_model.ref], str(tmp_path / "tiny.tar"),
+                           progress=BundleProgress(ProgressFile(str(snapshot), every=0)), registry=options)
+    assert result["changed"], result
+    snap = json.loads(snapshot.read_text())
+    blobs = len(tiny_model.manifest["layers"]) + 1
+    assert (snap["completed"], snap["total"], snap["percent"]) == (tiny_model.size, tiny_model.size, 100.0), snap
+    assert snap["status"].startswith(f"blob {blobs}/{blobs} sha256:"), snap
+
+
+def test_registry_export_of_an_unknown_model_fails_clearly_and_writes_nothing(tmp_path, registry):
+    name = f"{registry.host}/library/no-such-model:v9"
+    result = bundle_module(registry_export_args(tmp_path / "none.tar", name))
+    assert result["failed"] and result["error"]["kind"] == "registry", result
+    assert result["error"]["registry_error"] == "not_found" and result["error"]["status"] == 404, result
+    assert f"model library/no-such-model:v9 not found in registry {registry.host}" in result["msg"], result["msg"]
+    assert "check the model name and tag" in result["msg"] and "no bundle was written" in result["msg"]
+    assert leftovers(tmp_path) == []
+
+
+def test_registry_export_from_an_unreachable_registry_fails_clearly(tmp_path):
+    from tests.services.process import free_port
+
+    host = f"127.0.0.1:{free_port()}"
+    result = bundle_module(registry_export_args(tmp_path / "none.tar", f"{host}/library/tiny:v1", timeout=5))
+    assert result["failed"] and result["error"]["registry_error"] == "unreachable", result
+    assert f"cannot reach registry {host}" in result["msg"] and "check its network" in result["msg"], result["msg"]
+    assert leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize("damage", ["flipped", "truncated"])
+def test_registry_export_of_a_damaged_registry_blob_fails_naming_it(tmp_path, registry, model_factory, damage):
+    gguf = model_factory.tiny(seed={"flipped": 631, "truncated": 632}[damage])
+    model = registry.push_model(gguf, name=f"bundle/damaged-{damage}", tag="v1")
+    layer = next(d for d in model.manifest["layers"] if d["mediaType"] == MODEL_MEDIA_TYPE)
+    data = registry_blob_file(registry, layer["digest"])
+    raw = bytearray(data.read_bytes())
+    if damage == "flipped":
+        raw[len(raw) // 2] ^= 0xFF  # same size, other content: only the sha256 tells
+    else:
+        del raw[len(raw) // 2:]  # the CDN serves what is left, with that length
+    data.write_bytes(bytes(raw))
+    try:
+        result = bundle_module(registry_export_args(tmp_path / "damaged.tar", model.ref))
+    finally:
+        data.write_bytes(gguf.read_bytes())  # the registry's copy repaired: no other test meets the damage
+    assert result["failed"] and result["error"]["kind"] == "corrupt", result
+    assert result["error"]["member"] == "blobs/" + layer["digest"].replace(":", "-"), result["error"]
+    for part in (layer["digest"], model.ref, f"registry {registry.host}", "no bundle was written"):
+        assert part in result["msg"], (part, result["msg"])
+    expected = "failed verification" if damage == "flipped" else f"sent {len(raw)} of its {layer['size']} bytes"
+    assert expected in result["msg"], result["msg"]
+    assert leftovers(tmp_path) == []
+
+
+def test_playbook_exports_from_the_registry(exported, tmp_path, tiny_model, work_tree_collections):
+    bundle = tmp_path / "site.tar"
+    extra = {"bundle_path": str(bundle), "bundle_models": [tiny_model.ref], "bundle_source": "registry",
+             "bundle_insecure": True}
+    for changed in (1, 0):
+        out = run_playbook(work_tree_collections, "bundle_export.yml", "local", extra)
+        assert out.returncode == 0 and out.recap["changed"] == changed, out.output[-3000:]
+    assert bundle.read_bytes() == exported["path"].read_bytes()
+    out = run_playbook(work_tree_collections, "bundle_export.yml", "local", dict(extra, bundle_source="mirror"))
+    assert out.returncode != 0 and "bundle_source is \"mirror\": set it to store" in out.said, out.output[-3000:]

@@ -407,3 +407,40 @@ def test_a_negative_lock_timeout_is_refused_before_anything_is_written(tmp_path,
     result = run_module("ollama_bundle", dict(state="imported", path=str(bundle), store=str(target), lock_timeout=-3))
     assert result["failed"] and "lock_timeout must be 0 or more seconds, got -3" in result["msg"], result
     assert "leave it unset" in result["msg"] and not target.exists()
+
+
+# -- export straight from the registry: what is refused before any request -------------------------
+# (the export itself runs against a real registry in tests/integration/model_cache/test_bundle_real.py)
+
+
+def test_a_registry_login_for_models_of_two_registries_is_refused_before_any_request(tmp_path):
+    # nothing listens on these ports: a request would fail with "cannot reach", not this
+    args = dict(state="exported", path=str(tmp_path / "b.tar"), registry_username="u", registry_password="p",
+                models=["127.0.0.1:9/library/tiny:v1", "localhost:9/team/other:v2"], insecure=True)
+    result = run_module("ollama_bundle", args)
+    assert result["failed"] and result["error"]["kind"] == "invalid", result
+    assert ("registry_username and registry_password are for one registry, but models lists models of "
+            "127.0.0.1:9, localhost:9: export the models of each registry in a task of its own") in result["msg"]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_push_registry_with_a_registry_export_is_refused(tmp_path):
+    args = dict(state="exported", path=str(tmp_path / "b.tar"), registry="127.0.0.1:9", models=[MODEL])
+    result = run_module("ollama_bundle", args)
+    assert result["failed"] and "registry '127.0.0.1:9' is the registry to push to (state=pushed)" in result["msg"]
+    assert "remove registry" in result["msg"] and list(tmp_path.iterdir()) == []
+
+
+def test_a_bad_model_name_fails_a_registry_export_before_any_request(tmp_path):
+    result = run_module("ollama_bundle", dict(state="exported", path=str(tmp_path / "b.tar"),
+                                              models=["127.0.0.1:9/library/bad name:v1"]))
+    assert result["failed"] and result["error"]["kind"] == "invalid", result
+    assert "'127.0.0.1:9/library/bad name:v1'" in result["msg"] and list(tmp_path.iterdir()) == []
+
+
+def test_exporting_without_store_or_models_names_what_is_missing(tmp_path):
+    result = run_module("ollama_bundle", dict(state="exported", path=str(tmp_path / "b.tar")))
+    assert result["failed"] and "models" in result["msg"], result
+    result = run_module("ollama_bundle", dict(state="exported", path=str(tmp_path / "b.tar"), models=[]))
+    assert result["failed"] and "models is empty" in result["msg"], result
+    assert list(tmp_path.iterdir()) == []

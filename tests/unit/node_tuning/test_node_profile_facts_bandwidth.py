@@ -5,13 +5,13 @@
 
 from __future__ import annotations
 
-import os
-
+from ansible_collections.aiplatform.ollama.plugins.module_utils.node_profile import NODE_ROOT_ENV
 from tests.module_runner import run_module
 
 
-def test_off_by_default_the_profile_says_so(samples):
-    out = run_module("node_profile_facts", {"root": os.path.join(samples, "ryzen7-5800x-1s-smt")})
+def test_off_by_default_the_profile_says_so(node_root):
+    node_root("ryzen7-5800x-1s-smt")
+    out = run_module("node_profile_facts", {})
     assert not out["failed"], out
     profile = out["ansible_facts"]["ollama_node_profile"]
     assert profile["memory_bandwidth"] is None
@@ -19,12 +19,13 @@ def test_off_by_default_the_profile_says_so(samples):
                                                   "seconds": 0.0}
 
 
-def test_measuring_a_recorded_tree_is_refused(samples):
-    root = os.path.join(samples, "ryzen7-5800x-1s-smt")
-    out = run_module("node_profile_facts", {"root": root, "measure_bandwidth": True})
+def test_measuring_a_recorded_tree_is_refused(node_root):
+    root = node_root("ryzen7-5800x-1s-smt")
+    out = run_module("node_profile_facts", {"measure_bandwidth": True})
     assert out["failed"]
-    assert out["msg"] == (f"measure_bandwidth measures the machine the module runs on, but root is {root!r}, a "
-                          "recorded tree: set measure_bandwidth false, or root /")
+    assert out["msg"] == (f"measure_bandwidth measures the machine the module runs on, but {NODE_ROOT_ENV} points "
+                          f"the module at {root!r}, a recorded tree: set measure_bandwidth false, or unset "
+                          f"{NODE_ROOT_ENV}")
 
 
 def test_negative_bandwidth_options_are_refused():
