@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -21,7 +22,7 @@ from tests.services import process
 from tests.services.cluster import Cluster, bin_dir
 from tests.services.git_server import GitServer
 from tests.services.models import make_gguf
-from tests.services.nginx import nginx_bin
+from tests.services.nginx import nginx, nginx_bin
 from tests.services.ollama import OllamaServer
 from tests.services.registry import PublishedModel, Registry
 
@@ -149,6 +150,45 @@ def git_server(tmp_path_factory):
 def tiny_model(registry, model_factory) -> PublishedModel:
     """The tiny model, published as <registry>/library/tiny:latest."""
     return registry.push_model(model_factory.tiny(seed=0), name="library/tiny", tag="latest")
+
+
+TLS_GATEWAY_SERVER = """\
+    listen 127.0.0.1:{port} ssl;
+    ssl_certificate {work}/server.pem;
+    ssl_certificate_key {work}/server.key;
+    location / {{
+      proxy_pass {upstream};
+      proxy_buffering off;
+      proxy_read_timeout 600s;
+    }}"""
+
+
+def _make_ca_and_server_cert(work: Path) -> None:
+    """A private CA and a server certificate for 127.0.0.1/localhost signed by it."""
+    def openssl(*args):
+        subprocess.run(["openssl", *args], cwd=work, check=True, capture_output=True)
+
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=test private CA",
+            "-keyout", "ca.key", "-out", "ca.pem")
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost", "-keyout", "server.key",
+            "-out", "server.csr")
+    (work / "san.ext").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+    openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+            "-days", "2", "-extfile", "san.ext", "-out", "server.pem")
+
+
+@pytest.fixture(scope="session")
+def tls_gateway(ollama, tmp_path_factory):
+    """The Ollama server behind a real nginx terminating TLS with a certificate signed by a private CA
+    made for the test (openssl), as a gateway with a private CA serves it: {"url", "ca" (its PEM file)}."""
+    if not nginx_bin() or not shutil.which("openssl"):
+        pytest.fail("nginx and openssl are needed for the TLS gateway: run `make setup`")
+    work = tmp_path_factory.mktemp("tls-gateway")
+    _make_ca_and_server_cert(work)
+    port = process.free_port()
+    server = TLS_GATEWAY_SERVER.format(port=port, work=work, upstream=ollama.url)
+    with nginx("nginx-tls-gateway", work, server, port=port):
+        yield {"url": f"https://127.0.0.1:{port}", "ca": str(work / "ca.pem")}
 
 
 @pytest.hookimpl(wrapper=True)

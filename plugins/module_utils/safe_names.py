@@ -7,7 +7,8 @@
 A Kubernetes object name here must be a DNS label (RFC 1123: what a namespace needs, and stricter
 than what a claim or Job allows), so it can never carry `$(...)`, quotes, `${...}`, a newline or a
 slash into a manifest, a script or a path. A path inside the GitOps repository is relative, made of
-plain segments, and never climbs out of the repository.
+plain segments, and never climbs out of the repository. A model a GitOps file names is a model
+reference, or one Flux placeholder alone that cluster-vars fills in.
 """
 
 from __future__ import annotations
@@ -15,9 +16,12 @@ from __future__ import annotations
 import re
 
 from ansible_collections.aiplatform.ollama.plugins.module_utils.errors import InputError
+from ansible_collections.aiplatform.ollama.plugins.module_utils.model_ref import ModelRef, ModelRefError
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _SEGMENT = re.compile(r"^[A-Za-z0-9._-]+$")
+# Flux's postBuild substitution variable: ${NAME}; anything around it would be pasted in as written
+_PLACEHOLDER = re.compile(r"\$\{[A-Z0-9_]+\}")
 
 
 class NameError_(InputError):  # noqa: N801 (NameError is a builtin)
@@ -54,3 +58,18 @@ def repo_path(value, variable=""):
             "digits, '.', '_' and '-' separated by '/', without '..' (e.g. apps/base/ollama)"
         )
     return "/".join(segments)
+
+
+def model_or_placeholder(value, variable=""):
+    """`value` when it is one Flux placeholder alone (`${OLLAMA_MODEL}`) or a model reference that
+    model_ref accepts, else NameError_ naming the variable, the value and why the reference is refused."""
+    if isinstance(value, str) and _PLACEHOLDER.fullmatch(value):
+        return value
+    try:
+        ModelRef.parse(value)
+    except ModelRefError as exc:
+        raise NameError_(
+            f"{_label(variable)} {value!r}, neither a model reference nor one Flux placeholder alone (${{NAME}}, "
+            f"NAME of A-Z, 0-9 and '_', e.g. ${{OLLAMA_MODEL}}, filled from cluster-vars): {exc}"
+        ) from exc
+    return value

@@ -39,3 +39,15 @@ def test_a_hostile_model_name_is_refused_before_the_cluster_is_read(work_tree_co
     assert run.returncode != 0
     assert "diagnose_model: model name '$(reboot)'" in run.said, run.output[-3000:]
     assert "Read the namespace" not in run.output
+
+
+def test_without_a_model_it_names_the_variable_before_reading_the_cluster(work_tree_collections, tmp_path):
+    # a controller and nothing else: no inventory variable names a model, so none is guessed
+    inventory = tmp_path / "hosts.yml"
+    inventory.write_text("all:\n  children:\n    k8s_controller:\n      hosts:\n        localhost:\n"
+                         "  vars:\n    ansible_connection: local\n"
+                         "    ansible_python_interpreter: \"{{ ansible_playbook_python }}\"\n")
+    run = run_playbook(work_tree_collections, "diagnose.yml", str(inventory))
+    assert run.returncode != 0, run.output[-3000:]
+    assert "diagnose_model is empty" in run.said and "Fix: set diagnose_model" in run.said, run.output[-3000:]
+    assert "Read the namespace of the release" not in run.output

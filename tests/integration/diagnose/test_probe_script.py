@@ -15,8 +15,10 @@ from tests.services.process import free_port
 SCRIPT = Path(__file__).resolve().parents[3] / "roles" / "diagnose" / "files" / "probe.sh"
 
 
-def probe(url: str, model: str, name: str = "direct") -> dict:
-    proc = subprocess.run(["sh", "-c", SCRIPT.read_text(), "probe", url, model, "20"], capture_output=True,
+def probe(url: str, model: str, name: str = "direct", *tls: str) -> dict:
+    """tls: VALIDATE_CERTS and CA_PEM as roles/diagnose passes them (diagnose_validate_certs, the content of
+    diagnose_ca_path)."""
+    proc = subprocess.run(["sh", "-c", SCRIPT.read_text(), "probe", url, model, "20", *tls], capture_output=True,
                           text=True, timeout=120)
     return exec_probe_result({"item": {"name": name, "url": url}, "stdout": proc.stdout, "stderr": proc.stderr,
                               "rc": proc.returncode}, pod="probe-abc")
@@ -65,3 +67,27 @@ def test_a_pod_that_cannot_run_the_script_says_so():
     assert result["failed_level"] == "reachable"
     assert "the probe did not run in the pod (exit 126)" in result["reason"]
     assert "diagnose_probe_image" in result["reason"]
+
+
+@pytest.fixture(scope="module")
+def private_ca(tls_gateway) -> str:
+    return Path(tls_gateway["ca"]).read_text()
+
+
+def test_a_private_ca_gateway_is_verified_against_the_ca_it_is_given(tls_gateway, private_ca, pulled):
+    result = probe(tls_gateway["url"], pulled, "agent-gateway", "true", private_ca)
+    assert result["healthy"], result
+    assert result["passed"] == ["reachable", "version", "model", "generate"]
+
+
+@pytest.mark.parametrize("tls", [(), ("true",), ("true", "")], ids=["default", "validate", "validate-no-ca"])
+def test_a_private_ca_gateway_is_refused_while_verifying_without_its_ca(tls_gateway, pulled, tls):
+    result = probe(tls_gateway["url"], pulled, "agent-gateway", *tls)
+    assert not result["healthy"] and result["failed_level"] == "reachable", result
+    # curl's "SSL certificate problem": the certificate was checked, and against the image's CAs only
+    assert result["reason"].startswith("curl exit 60:"), result
+
+
+def test_validate_certs_false_skips_the_check(tls_gateway, pulled):
+    result = probe(tls_gateway["url"], pulled, "agent-gateway", "false")
+    assert result["healthy"], result

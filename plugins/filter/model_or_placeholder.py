@@ -1,0 +1,59 @@
+# Copyright: (c) 2025, AI Platform team
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""A model a GitOps file names: a model reference, or one Flux placeholder that cluster-vars fills in."""
+
+from __future__ import annotations
+
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.aiplatform.ollama.plugins.module_utils.safe_names import NameError_, model_or_placeholder
+
+DOCUMENTATION = r"""
+name: model_or_placeholder
+short_description: Refuse a model for a GitOps file that is neither a model reference nor one Flux placeholder
+version_added: 1.2.0
+author: AI Platform team
+description:
+  - Returns the value when it is exactly one Flux substitution placeholder, C(${NAME}) with NAME made of
+    C(A-Z), C(0-9) and C(_) (for example C(${OLLAMA_MODEL}), which Flux fills from cluster-vars), or a
+    model reference the P(aiplatform.ollama.model_ref#filter) filter accepts.
+  - Fails naming the variable otherwise, so that no model written into a manifest can carry C($(...)),
+    backticks, quotes, C({{), a newline, C(../) or a placeholder mixed with other text.
+positional: _input
+options:
+  _input:
+    description: The value to check.
+    type: str
+    required: true
+  variable:
+    description: The variable the value came from, named in the error.
+    type: str
+    default: ""
+"""
+
+EXAMPLES = r"""
+- name: Refuse a model of the rendered seed Job before anything is written
+  ansible.builtin.set_fact:
+    models: "{{ model_cache_gitops_models | map('aiplatform.ollama.model_or_placeholder',
+                                                variable='model_cache_gitops_models') | list }}"
+"""
+
+RETURN = r"""
+_value:
+  description: The value, unchanged.
+  type: str
+"""
+
+
+def _model_or_placeholder(value, variable=""):
+    try:
+        return model_or_placeholder(value, variable)
+    except NameError_ as exc:
+        raise AnsibleFilterError(str(exc)) from exc
+
+
+class FilterModule:
+    """Refuse a model for a GitOps file that is neither a model reference nor one Flux placeholder."""
+
+    def filters(self):
+        return {"model_or_placeholder": _model_or_placeholder}
