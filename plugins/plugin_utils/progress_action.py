@@ -31,6 +31,8 @@ display = Display()
 # async_wrapper kills the job after this long; a download that slow has other problems
 _JOB_LIMIT = 7 * 24 * 3600
 _POLL_DELAYS = (0.25, 0.5, 1.0, 1.0, 2.0)
+# seconds a job may take to write its first status file (async_wrapper writes it before the module starts)
+_STATUS_GRACE = 60.0
 _MARK = "--aiplatform.ollama progress--"
 _JOB_KEYS = ("ansible_job_id", "started", "finished", "results_file", "_ansible_suppress_tmpdir_delete")
 
@@ -95,11 +97,15 @@ class ProgressAction(ActionBase):
             progress = json.loads(progress_text)
         except ValueError:
             progress = None  # not written yet, or already removed at the end of the download
-        return finished, progress
+        return job is not None, finished, progress
 
     def _run_with_progress(self, task_vars, interval):
         host = task_vars.get("inventory_hostname", "") if task_vars else ""
         async_dir = self._remote_expand_user(self.get_shell_option("async_dir", default="~/.ansible_async"))
+        # The job is told this very path: left as "~/...", async_wrapper expands it with the job's $HOME,
+        # which need not be the home this expansion found (a runner or container that sets its own
+        # HOME), and the poll below would wait for a status file written elsewhere.
+        self._connection._shell.set_option("async_dir", async_dir)
         progress_path = self._connection._shell.join_path(
             async_dir, f"{self._task.action.split('.')[-1]}.{secrets.token_hex(8)}.progress.json"
         )
@@ -118,15 +124,23 @@ class ProgressAction(ActionBase):
 
         job_path = self._connection._shell.join_path(async_dir, jid)
         # lines are due on a fixed schedule, so a slow check never stretches the interval
-        next_print = time.monotonic() + interval
+        started = time.monotonic()
+        next_print = started + interval
         polls = 0
         while True:
             delay = _POLL_DELAYS[min(polls, len(_POLL_DELAYS) - 1)]
             time.sleep(max(0.05, min(delay, next_print - time.monotonic())))
             polls += 1
-            finished, progress = self._peek(job_path, progress_path)
+            seen, finished, progress = self._peek(job_path, progress_path)
             if finished:
                 break
+            if not seen and time.monotonic() - started > _STATUS_GRACE:
+                # async_wrapper writes its status file first thing: without one there is nothing to wait for
+                raise AnsibleActionFail(
+                    f"the asynchronous job {jid} of this task wrote no status file at {job_path} within "
+                    f"{_STATUS_GRACE:g}s, so its end cannot be seen. Check that the async_dir of the shell "
+                    "plugin is writable there, or run the task with progress_interval: 0"
+                )
             if time.monotonic() >= next_print:
                 next_print = max(next_print + interval, time.monotonic())
                 if progress:

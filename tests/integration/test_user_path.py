@@ -15,13 +15,20 @@ The README lines these tests hold (USER_INSTALL below, and the ansible.cfg alter
 
 Without ANSIBLE_COLLECTIONS_PATH (the complaint in issue 11) ansible-doc and any playbook not beside
 ./collections cannot find the collection: test_without_collections_path_nothing_finds_it.
+
+"Using it from your own playbooks" is followed too: a role of the collection, model_cache with its
+directory target, runs from the user's own playbook and inventory on the host its table names (the
+host holding the store directory), seeding a real model from a real registry.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -68,6 +75,33 @@ USER_PLAYBOOK = """\
 """
 
 
+# A playbook of the user's own calling a role of the collection: model_cache with the directory target
+# runs on "the host holding the store directory" (README, "Using it from your own playbooks"), a group
+# of the user's inventory; here that host is this one, reached by the local connection.
+USER_ROLE_PLAYBOOK = """\
+- name: Seed our Ollama model store before the server starts
+  hosts: model_store
+  gather_facts: false
+  roles:
+    - role: aiplatform.ollama.model_cache
+"""
+
+USER_INVENTORY = """\
+all:
+  children:
+    model_store:
+      hosts:
+        localhost:
+          ansible_connection: local
+          ansible_python_interpreter: "{{{{ ansible_playbook_python }}}}"
+      vars:
+        model_cache_target: directory
+        model_cache_path: {store}
+        model_cache_models: [{model}]
+        model_cache_insecure: true
+"""
+
+
 def _user_env(user_dir: Path, **extra: str) -> dict:
     """A new user's shell: no ANSIBLE_* of the development environment, a HOME of its own."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")}
@@ -76,8 +110,39 @@ def _user_env(user_dir: Path, **extra: str) -> dict:
     return env
 
 
+def _descendants(pid: int) -> list[int]:
+    """The processes started under pid, read from /proc while their parent still lives."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        children.setdefault(ppid, []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        below = children.get(todo.pop(), [])
+        found += below
+        todo += below
+    return found
+
+
 def _run(argv: list, cwd: Path, env: dict, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    """On a timeout the command and every process under it are killed: ansible-playbook's forked workers
+    start sessions of their own, so neither subprocess.run nor a process-group kill would reach them."""
+    with subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
+        try:
+            stdout, stderr = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            for pid in [*_descendants(proc.pid), proc.pid]:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            stdout, stderr = proc.communicate()
+            pytest.fail(f"{' '.join(map(str, argv))} did not finish within {timeout}s:\n"
+                        f"{stdout[-3000:]}\n{stderr[-3000:]}")
+    return subprocess.CompletedProcess(argv, proc.returncode, stdout, stderr)
 
 
 def _ok(done: subprocess.CompletedProcess) -> str:
@@ -103,6 +168,7 @@ def user_dir(tmp_path_factory) -> Path:
     assert json.loads((user_dir / INSTALLED / "MANIFEST.json").read_text())["collection_info"]["version"] == VERSION
     (user_dir / "playbooks").mkdir()
     (user_dir / "playbooks" / "check_ollama.yml").write_text(USER_PLAYBOOK)
+    (user_dir / "playbooks" / "seed_store.yml").write_text(USER_ROLE_PLAYBOOK)
     return user_dir
 
 
@@ -152,6 +218,33 @@ def test_users_own_playbook_runs(user_dir, ollama):
     assert data["health"]["healthy"] is True and data["health"]["passed"] == ["reachable", "version"]
     assert data["planned"]["full"] == "registry.ollama.ai/library/qwen2.5:0.5b"
     assert data["planned"]["tag"] == "0.5b"
+
+
+def test_users_own_playbook_runs_a_role_of_the_collection(user_dir, tiny_model):
+    """model_cache seeds a store from the registry; the second run finds the model in place: changed=0."""
+    store = user_dir / "store" / "models"
+    (user_dir / "inventory.yml").write_text(USER_INVENTORY.format(store=json.dumps(str(store)),
+                                                                  model=json.dumps(tiny_model.ref)))
+    # nothing of this repository reaches Ansible, so the role and its module can only come from the
+    # installed tarball: no variable names it, and on PATH only the venv's bin (the user's own Ansible)
+    env = {k: v for k, v in _with_path(user_dir).items() if k == "PATH" or str(ROOT) not in v}
+    assert {Path(entry).resolve() for entry in env["PATH"].split(os.pathsep) if str(ROOT) in entry} <= {BIN.resolve()}
+    argv = [BIN / "ansible-playbook", "-i", "inventory.yml", "playbooks/seed_store.yml"]
+
+    first = _run(argv, user_dir, env, timeout=120)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "TASK [aiplatform.ollama.model_cache : Seed the models into" in first.stdout, first.stdout
+    assert re.search(r"localhost\s*:\s*ok=\d+\s+changed=1\s+unreachable=0\s+failed=0", first.stdout), first.stdout
+    host, _, rest = tiny_model.ref.partition("/")
+    manifest = store / "manifests" / host / Path(rest.replace(":", "/"))
+    assert hashlib.sha256(manifest.read_bytes()).hexdigest() == tiny_model.manifest_digest.split(":", 1)[1]
+    for layer in [tiny_model.manifest["config"], *tiny_model.manifest["layers"]]:
+        assert (store / "blobs" / layer["digest"].replace(":", "-")).stat().st_size == layer["size"], layer
+
+    again = _run(argv, user_dir, env, timeout=120)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert re.search(r"localhost\s*:\s*ok=\d+\s+changed=0\s+unreachable=0\s+failed=0", again.stdout), again.stdout
+    assert "already complete" in again.stdout and "nothing to download" in again.stdout
 
 
 def test_ansible_cfg_in_the_project_directory_also_works(user_dir):

@@ -8,15 +8,17 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import pytest
 
-from tests.services.ollama import OllamaServer
+from tests.services.ollama import OllamaServer, ollama_bin
 
 
 def has_blob(ollama, digest: str) -> bool:
@@ -172,23 +174,51 @@ def test_server_unreachable_fails_fast_naming_the_host(module_runner):
     assert result["error"] == {"kind": "unreachable", "url": f"{host}/api/tags"} and result["action"] == "none"
 
 
+def unshare_argv() -> list[str]:
+    """A private mount namespace; not root, inside a user namespace, which grants the mount there."""
+    return ["unshare", *([] if os.geteuid() == 0 else ["--user", "--map-root-user"]), "--mount",
+            "--propagation", "private", "--"]
+
+
+class SmallStoreServer(OllamaServer):
+    """`ollama serve` in a mount namespace of its own with its store there a 2 MiB tmpfs: the mount exists
+    only for the server and vanishes with it; the machine's mount table never holds it, so no test failure
+    or kill can leave it behind. unshare and sh exec, so the server keeps the pid (and process group) that
+    OllamaServer stops."""
+
+    def __init__(self, workdir: Path, env: dict | None = None, models_dir: Path | None = None):
+        super().__init__(workdir, {**(env or {}), "STORE": str(models_dir), "OLLAMA_REAL_BIN": ollama_bin()},
+                         models_dir)
+        workdir.mkdir(parents=True, exist_ok=True)
+        serve = workdir / "serve-on-small-tmpfs"
+        serve.write_text("#!/bin/sh\n"
+                         f"exec {shlex.join(unshare_argv())} sh -c "
+                         """'mount -t tmpfs -o size=2m tmpfs "$0" && exec "$1" serve' "$STORE" "$OLLAMA_REAL_BIN"\n""")
+        serve.chmod(0o755)
+        self.binary = str(serve)  # run as `<binary> serve`; this test uses no other command of the CLI
+
+
 def test_disk_full_on_the_servers_store_is_reported(module_runner, registry, model_factory, tmp_path):
     """A real ENOSPC: the server's model store on a 2 MiB tmpfs, a 6 MiB model pulled into it."""
-    if os.geteuid() != 0 or not shutil.which("mount"):
-        pytest.skip("mounting a small tmpfs for a real disk-full needs root")
     store = tmp_path / "small"
     store.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(store)], capture_output=True)
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
-    try:
-        model = registry.push_model(model_factory.tiny(seed=51), name="itest/too-big", tag="v1",
-                                    template="{{ .Prompt }}" + " " * (6 << 20))
-        with OllamaServer.start(tmp_path / "server", env={"OLLAMA_MODELS": str(store)}) as server:
-            result = module_runner("ollama_model", dict(name=model.ref, host=server.url, insecure=True,
-                                                        progress_interval=0))
-            assert result["failed"], result
-            assert "ran out of disk space" in result["msg"] and "no space left on device" in result["msg"]
-            assert server.url in result["msg"]
-    finally:
-        subprocess.run(["umount", "-l", str(store)], check=False)
+    if not shutil.which("unshare"):
+        pytest.fail("unshare is needed to give the server a small tmpfs store of its own: install util-linux")
+    probe = subprocess.run([*unshare_argv(), "mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(store)],
+                           capture_output=True, text=True)
+    if probe.returncode != 0:
+        pytest.fail(f"cannot mount a tmpfs in a private mount namespace ({shlex.join(unshare_argv())}): "
+                    f"{probe.stderr.strip()}. Fix: run the tests as root, or allow unprivileged user namespaces "
+                    "(user.max_user_namespaces > 0; on Debian/Ubuntu also kernel.unprivileged_userns_clone=1)")
+    model = registry.push_model(model_factory.tiny(seed=51), name="itest/too-big", tag="v1",
+                                template="{{ .Prompt }}" + " " * (6 << 20))
+
+    with SmallStoreServer.start(tmp_path / "server", models_dir=store) as server:
+        assert not os.path.ismount(store), "the server's tmpfs is visible outside its mount namespace"
+        result = module_runner("ollama_model", dict(name=model.ref, host=server.url, insecure=True,
+                                                    progress_interval=0))
+        assert result["failed"], result
+        assert "ran out of disk space" in result["msg"] and "no space left on device" in result["msg"], result
+        assert server.url in result["msg"]
+        # the server wrote into its tmpfs: the directory under it, as this machine sees it, stays empty
+        assert not any(store.iterdir())
