@@ -73,8 +73,7 @@ INDEX = "index.json"
 # an index or manifest larger than this is not one the exporter wrote: refuse before reading it
 MAX_INDEX_BYTES = 16 << 20
 MAX_MANIFEST_BYTES = 1 << 20
-_BLOB_MEMBER = re.compile(r"^blobs/sha256-([0-9a-f]{64})$")
-_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")  # fullmatch: no trailing newline
 REBUILD = "export the bundle again (ollama_bundle state=exported) from a complete store"
 
 
@@ -177,7 +176,7 @@ def _refuse(path, member, why, kind="invalid", fix=REBUILD):
 
 
 def _digest(value, what, path):
-    if not isinstance(value, str) or not _DIGEST.match(value):
+    if not isinstance(value, str) or not _DIGEST.fullmatch(value):
         raise _refuse(path, INDEX, f"gives {what} the digest {value!r}, not sha256:<64 lower-case hex digits>")
     return value
 

@@ -47,7 +47,8 @@ from ansible_collections.aiplatform.ollama.plugins.module_utils.ollama_registry 
 CHUNK = 1 << 20
 LOCK_NAME = ".ollama_store.lock"
 VERIFY_BUFFER = 4 << 20
-_DIGEST = re.compile(r"^sha256[:-]([0-9a-fA-F]{64})$")
+# fullmatch: a digest with a trailing newline would name another file
+_DIGEST = re.compile(r"sha256[:-]([0-9a-fA-F]{64})")
 _NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
 
 
@@ -60,7 +61,7 @@ class StoreError(CollectionError):
 
 def digest_hex(digest):
     """`sha256:<hex>` or `sha256-<hex>` -> `<hex>` (lower case); StoreError for anything else."""
-    match = _DIGEST.match(digest or "")
+    match = _DIGEST.fullmatch(digest or "")
     if not match:
         raise StoreError(f"{digest!r} is not a sha256 digest (sha256:<64 hex digits>)", kind="corrupt", digest=digest)
     return match.group(1).lower()

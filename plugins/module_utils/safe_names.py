@@ -18,8 +18,9 @@ import re
 from ansible_collections.aiplatform.ollama.plugins.module_utils.errors import InputError
 from ansible_collections.aiplatform.ollama.plugins.module_utils.model_ref import ModelRef, ModelRefError
 
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-_SEGMENT = re.compile(r"^[A-Za-z0-9._-]+$")
+# used with fullmatch: with match, '$' also matches before a final newline and would let "ollama\n" through
+_DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+_SEGMENT = re.compile(r"[A-Za-z0-9._-]+")
 # Flux's postBuild substitution variable: ${NAME}; anything around it would be pasted in as written
 _PLACEHOLDER = re.compile(r"\$\{[A-Z0-9_]+\}")
 
@@ -35,7 +36,7 @@ def _label(variable):
 def dns_label(value, variable=""):
     """`value` when it is a DNS label of at most 63 characters, else NameError_."""
     text = value if isinstance(value, str) else None
-    if text is None or len(text) > 63 or not _DNS_LABEL.match(text):
+    if text is None or len(text) > 63 or not _DNS_LABEL.fullmatch(text):
         raise NameError_(
             f"{_label(variable)} {value!r}, not a DNS label: lower-case letters, digits and '-', starting and "
             "ending with a letter or digit, at most 63 characters (e.g. ollama, ollama-models)"
@@ -50,7 +51,7 @@ def repo_path(value, variable=""):
     if (
         not text
         or text.startswith("/")
-        or not all(_SEGMENT.match(s) for s in segments)
+        or not all(_SEGMENT.fullmatch(s) for s in segments)
         or any(s in (".", "..") for s in segments)
     ):
         raise NameError_(

@@ -16,6 +16,11 @@ CASES = {
     "nodeport": ({"ollama_flux_service_type": "NodePort"}, "ollama_flux_service_type"),
     "not-a-service-type": ({"ollama_flux_service_type": "ExternalName"}, "ollama_flux_service_type"),
     "no-gitops-dir": ({"ollama_flux_gitops_dir": ""}, "ollama_flux_gitops_dir"),
+    # a final newline passes a regex match ending in $
+    "chart-version-newline": ({"ollama_flux_chart_version": "1.53.0\n"}, "ollama_flux_chart_version"),
+    "cpu-newline": ({"ollama_flux_cpu_limit": "2\n"}, "ollama_flux_cpu_limit"),
+    "memory-newline": ({"ollama_flux_memory_limit": "52Gi\n"}, "ollama_flux_memory_limit"),
+    "keep-alive-newline": ({"ollama_flux_keep_alive": "5m\n"}, "ollama_flux_keep_alive"),
 }
 
 

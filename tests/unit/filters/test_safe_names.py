@@ -18,7 +18,8 @@ from ansible_collections.aiplatform.ollama.plugins.module_utils.safe_names impor
     repo_path,
 )
 
-HOSTILE = ["$(id)", "`id`", 'a"b', "a'b", "{{ x }}", "${OLLAMA_MODEL}", "a\nb", "../etc", "", None, 7]
+HOSTILE = ["$(id)", "`id`", 'a"b', "a'b", "{{ x }}", "${OLLAMA_MODEL}", "a\nb", "../etc", "", None, 7,
+           "ollama\n"]  # a trailing newline slips past a regex match anchored with $
 
 
 @pytest.mark.parametrize("value", ["ollama", "ollama-models", "a", "0", "x" * 63])

@@ -29,6 +29,7 @@ from ansible_collections.aiplatform.ollama.plugins.module_utils.model_bundle imp
     BundleProgress,
     export_bundle,
     import_bundle,
+    parse_index,
     unsafe_name,
 )
 from ansible_collections.aiplatform.ollama.plugins.module_utils.model_ref import ModelRef
@@ -444,3 +445,10 @@ def test_exporting_without_store_or_models_names_what_is_missing(tmp_path):
     result = run_module("ollama_bundle", dict(state="exported", path=str(tmp_path / "b.tar"), models=[]))
     assert result["failed"] and "models is empty" in result["msg"], result
     assert list(tmp_path.iterdir()) == []
+
+
+def test_an_index_digest_with_a_trailing_newline_is_refused():
+    digest = "sha256:" + "b" * 64
+    index = {"format": FORMAT, "version": 1, "blobs": [{"digest": digest + "\n", "size": 1}], "models": []}
+    with pytest.raises(BundleError, match="not sha256:<64 lower-case hex digits>"):
+        parse_index(json.dumps(index).encode(), "bundle.tar")

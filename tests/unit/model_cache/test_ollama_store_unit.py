@@ -15,6 +15,7 @@ from ansible_collections.aiplatform.ollama.plugins.module_utils.ollama_store imp
     StoreError,
     blob_name,
     descriptors,
+    digest_hex,
 )
 
 
@@ -134,3 +135,11 @@ def test_unreadable_manifest_is_reported_as_corrupt(tmp_path):
     with pytest.raises(StoreError) as err:
         store.read_manifest(ref)
     assert err.value.kind == "corrupt"
+
+
+@pytest.mark.parametrize("digest", ["sha256:" + "a" * 64 + "\n", "sha256:" + "a" * 63, "md5:" + "a" * 64, ""])
+def test_only_a_whole_sha256_digest_names_a_blob(digest):
+    # a trailing newline passes a regex match anchored with $, and would name another file
+    with pytest.raises(StoreError, match="is not a sha256 digest"):
+        digest_hex(digest)
+    assert digest_hex("sha256:" + "A" * 64) == "a" * 64
