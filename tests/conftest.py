@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -19,6 +18,7 @@ from tests import schemas
 from tests.module_runner import run_module
 from tests.playbook import link_work_tree
 from tests.services import process
+from tests.services.certs import make_ca_and_server_cert
 from tests.services.cluster import Cluster, bin_dir
 from tests.services.git_server import GitServer
 from tests.services.models import make_gguf
@@ -163,20 +163,6 @@ TLS_GATEWAY_SERVER = """\
     }}"""
 
 
-def _make_ca_and_server_cert(work: Path) -> None:
-    """A private CA and a server certificate for 127.0.0.1/localhost signed by it."""
-    def openssl(*args):
-        subprocess.run(["openssl", *args], cwd=work, check=True, capture_output=True)
-
-    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=test private CA",
-            "-keyout", "ca.key", "-out", "ca.pem")
-    openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost", "-keyout", "server.key",
-            "-out", "server.csr")
-    (work / "san.ext").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
-    openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
-            "-days", "2", "-extfile", "san.ext", "-out", "server.pem")
-
-
 @pytest.fixture(scope="session")
 def tls_gateway(ollama, tmp_path_factory):
     """The Ollama server behind a real nginx terminating TLS with a certificate signed by a private CA
@@ -184,7 +170,7 @@ def tls_gateway(ollama, tmp_path_factory):
     if not nginx_bin() or not shutil.which("openssl"):
         pytest.fail("nginx and openssl are needed for the TLS gateway: run `make setup`")
     work = tmp_path_factory.mktemp("tls-gateway")
-    _make_ca_and_server_cert(work)
+    make_ca_and_server_cert(work)
     port = process.free_port()
     server = TLS_GATEWAY_SERVER.format(port=port, work=work, upstream=ollama.url)
     with nginx("nginx-tls-gateway", work, server, port=port):

@@ -28,7 +28,7 @@ from ansible_collections.aiplatform.ollama.plugins.module_utils.ollama_registry 
     RegistryClient,
     RegistryError,
 )
-from tests.integration.ollama_modules.test_ollama_tls_real import _make_ca_and_server_cert
+from tests.services.certs import make_ca_and_server_cert
 from tests.services.nginx import nginx, nginx_bin
 from tests.services.process import ManagedProcess, free_port
 
@@ -233,7 +233,7 @@ def recorder(tmp_path_factory):
     if not nginx_bin():
         pytest.fail("nginx is needed for the recording registry: run `make setup`")
     work = tmp_path_factory.mktemp("recording-registry")
-    _make_ca_and_server_cert(work)
+    make_ca_and_server_cert(work)
     reg = RecordingRegistry(work, free_port(), free_port(), free_port(), str(work / "ca.pem"))
     # the TLS port listens as soon as the plain one answers: one process binds them all before serving
     with nginx("nginx-recording-registry", work, reg.server(), ready_url=f"http://127.0.0.1:{reg.p}/__barrier__/start",
