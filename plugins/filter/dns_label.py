@@ -4,9 +4,8 @@
 
 from __future__ import annotations
 
-from ansible.errors import AnsibleFilterError
-
-from ansible_collections.aiplatform.ollama.plugins.module_utils.safe_names import NameError_, dns_label
+from ansible_collections.aiplatform.ollama.plugins.module_utils.safe_names import dns_label
+from ansible_collections.aiplatform.ollama.plugins.plugin_utils.name_filter import name_filter
 
 DOCUMENTATION = r"""
 name: dns_label
@@ -42,15 +41,8 @@ _value:
 """
 
 
-def _dns_label(value, variable=""):
-    try:
-        return dns_label(value, variable)
-    except NameError_ as exc:
-        raise AnsibleFilterError(str(exc)) from exc
-
-
 class FilterModule:
     """Refuse an object name that is not a DNS label, naming the variable."""
 
     def filters(self):
-        return {"dns_label": _dns_label}
+        return {"dns_label": name_filter(dns_label)}

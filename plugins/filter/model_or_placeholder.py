@@ -4,9 +4,8 @@
 
 from __future__ import annotations
 
-from ansible.errors import AnsibleFilterError
-
-from ansible_collections.aiplatform.ollama.plugins.module_utils.safe_names import NameError_, model_or_placeholder
+from ansible_collections.aiplatform.ollama.plugins.module_utils.safe_names import model_or_placeholder
+from ansible_collections.aiplatform.ollama.plugins.plugin_utils.name_filter import name_filter
 
 DOCUMENTATION = r"""
 name: model_or_placeholder
@@ -45,15 +44,8 @@ _value:
 """
 
 
-def _model_or_placeholder(value, variable=""):
-    try:
-        return model_or_placeholder(value, variable)
-    except NameError_ as exc:
-        raise AnsibleFilterError(str(exc)) from exc
-
-
 class FilterModule:
     """Refuse a model for a GitOps file that is neither a model reference nor one Flux placeholder."""
 
     def filters(self):
-        return {"model_or_placeholder": _model_or_placeholder}
+        return {"model_or_placeholder": name_filter(model_or_placeholder)}

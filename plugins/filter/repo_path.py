@@ -4,9 +4,8 @@
 
 from __future__ import annotations
 
-from ansible.errors import AnsibleFilterError
-
-from ansible_collections.aiplatform.ollama.plugins.module_utils.safe_names import NameError_, repo_path
+from ansible_collections.aiplatform.ollama.plugins.module_utils.safe_names import repo_path
+from ansible_collections.aiplatform.ollama.plugins.plugin_utils.name_filter import name_filter
 
 DOCUMENTATION = r"""
 name: repo_path
@@ -41,15 +40,8 @@ _value:
 """
 
 
-def _repo_path(value, variable=""):
-    try:
-        return repo_path(value, variable)
-    except NameError_ as exc:
-        raise AnsibleFilterError(str(exc)) from exc
-
-
 class FilterModule:
     """Refuse a repository path that is absolute, climbs out or holds anything but plain segments."""
 
     def filters(self):
-        return {"repo_path": _repo_path}
+        return {"repo_path": name_filter(repo_path)}
