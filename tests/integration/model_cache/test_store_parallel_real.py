@@ -187,9 +187,12 @@ def kill_midway(front, published, store: Path, workdir: Path, fraction: float = 
 
 @pytest.fixture(scope="module")
 def larger(registry, model_factory):
-    """96 MiB: a remainder after the kill large enough to weigh what a kill must lose (up to 256 KiB read and
-    not yet written per connection, and a tenth of a second since the last checkpoint)."""
-    return registry.push_model(model_factory.large(96, seed=17), name="parallel/larger", tag="v1")
+    """160 MiB: a remainder after the kill large enough to weigh what a kill must lose. That is what each
+    connection had read and not yet checkpointed (a tenth of a second, up to 256 KiB per read), and what
+    the CDN had already handed to the kernel and the killed process never read: on a busy machine its
+    socket buffers fill while it waits for a CPU, about 9 MB over 8 connections measured under a full test
+    run, which a remainder of about 57 MiB (96 MiB killed at 40%) could not absorb within 10%."""
+    return registry.push_model(model_factory.large(160, seed=17), name="parallel/larger", tag="v1")
 
 
 def test_killed_seeder_resumes_each_part_and_fetches_little_more_than_the_rest(capped, larger, tmp_path,
@@ -197,14 +200,14 @@ def test_killed_seeder_resumes_each_part_and_fetches_little_more_than_the_rest(c
     large = larger
     store = tmp_path / "models"
     layer = model_layer(large)
-    # 8 parts of 8 MiB start at once and run ~4 s: the kill lands inside them, not as new ones begin (nginx
-    # sends a new request's first second of data at once, which a kill right then would lose)
-    killed = kill_midway(capped, large, store, tmp_path, part_size="8MiB", parts=8)
+    # 8 parts of 8 MiB start at once and run ~4 s: the kill, after 20% (32 MiB, ~2 s), lands inside them, not
+    # as new ones begin (nginx sends a new request's first second of data at once, which a kill then would lose)
+    killed = kill_midway(capped, large, store, tmp_path, fraction=0.2, part_size="8MiB", parts=8)
     parts = killed["saved"]["parts"]
     assert (store / "blobs" / (layer["digest"].replace(":", "-") + "-partial")).exists()
     assert sum(1 for _o, _s, done in parts if done > 0) >= 4, parts  # several parts were under way at once
     remainder = layer["size"] - killed["sent"]
-    assert remainder > layer["size"] // 4, killed
+    assert remainder > layer["size"] // 2, killed
 
     since = capped.mark()
     again = seed_module(dict(name=capped.ref(large), path=str(store), insecure=True, part_size="8MiB", parts=8))
@@ -219,6 +222,7 @@ def test_killed_seeder_resumes_each_part_and_fetches_little_more_than_the_rest(c
     assert fetched == again["bytes_transferred"]
     # what the rerun fetched beyond what the killed run had not fetched: the bytes it received after its
     # last checkpoint, and those still in flight when it was killed
+    print(f"rerun fetched {fetched} bytes for a remainder of {remainder}: {fetched / remainder:.3f}")
     assert fetched < 1.10 * remainder, (fetched, remainder)
     assert set(files_under(store)) == expected_files(large, capped.host)
     assert sha256_file(store / "blobs" / layer["digest"].replace(":", "-")) == layer["digest"]
