@@ -125,7 +125,7 @@ class BundleProgress:
 
     def waiting(self, holder, waited):
         """StoreLock's `waiting` callback: the line says whom the import waits for."""
-        self.report.write({"model": self.what, "status": f"waiting {int(waited)}s for the store lock ({holder})"})
+        self.report.waiting_for_lock(self.what, holder, waited)
 
     def close(self):
         self.report.remove()

@@ -41,7 +41,7 @@ from ansible_collections.aiplatform.ollama.plugins.module_utils.blob_download im
     StreamSource,
     fsync_dir,
 )
-from ansible_collections.aiplatform.ollama.plugins.module_utils.errors import CollectionError
+from ansible_collections.aiplatform.ollama.plugins.module_utils.errors import CollectionError, InputError
 from ansible_collections.aiplatform.ollama.plugins.module_utils.ollama_registry import ollama_manifest_bytes
 
 CHUNK = 1 << 20
@@ -387,6 +387,15 @@ class OllamaStore:
             except OSError:
                 return
             path = os.path.dirname(path)
+
+
+def check_lock_timeout(value):
+    """The `lock_timeout` option of a store writer, checked before anything is read or written."""
+    if value is not None and value < 0:
+        raise InputError(
+            f"lock_timeout must be 0 or more seconds, got {value:g}: leave it unset to wait as long as another "
+            "seeder runs"
+        )
 
 
 class StoreLock:

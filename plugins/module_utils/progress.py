@@ -143,6 +143,10 @@ class ProgressFile:
             # progress is a courtesy; the transfer must not fail because it cannot be shown
             pass
 
+    def waiting_for_lock(self, model, holder, waited):
+        """The line while a store writer waits for another's lock (StoreLock's `waiting` callback)."""
+        self.write({"model": model, "status": f"waiting {int(waited)}s for the store lock ({holder})"})
+
     def due(self):
         """Whether write() would write now: spares building a snapshot for every chunk of a download."""
         return bool(self.path) and time.monotonic() - self._last >= self.every

@@ -235,6 +235,7 @@ from ansible_collections.aiplatform.ollama.plugins.module_utils.ollama_registry 
     REGISTRY_REQUIRED_TOGETHER,
     RegistryError,
 )
+from ansible_collections.aiplatform.ollama.plugins.module_utils.ollama_store import check_lock_timeout  # noqa: E402
 from ansible_collections.aiplatform.ollama.plugins.module_utils.progress import ProgressFile  # noqa: E402
 
 _VERB = {"exported": "exporting", "imported": "importing", "pushed": "pushing"}
@@ -280,11 +281,7 @@ def run(params, check_mode, progress=None):
     for option in ("path", "store", "registry"):
         if params[option] is not None and not params[option].strip():
             raise InputError(f"{option} is empty: give the {option} to use with state={state}")
-    if params["lock_timeout"] is not None and params["lock_timeout"] < 0:
-        raise InputError(
-            f"lock_timeout must be 0 or more seconds, got {params['lock_timeout']:g}: leave it unset to wait as "
-            "long as another seeder runs"
-        )
+    check_lock_timeout(params["lock_timeout"])
     if state == "exported" and params["registry"] is not None:
         raise InputError(
             f"registry {params['registry']!r} is the registry to push to (state=pushed): with state=exported each "

@@ -353,6 +353,7 @@ from ansible_collections.aiplatform.ollama.plugins.module_utils.ollama_registry 
 from ansible_collections.aiplatform.ollama.plugins.module_utils.ollama_store import (  # noqa: E402
     OllamaStore,
     StoreError,
+    check_lock_timeout,
     descriptors,
     digest_hex,
 )
@@ -575,7 +576,7 @@ class StoreSeeder:
 
     def locked(self, what):
         def waiting(holder, waited):
-            self.report.write({"model": self.names, "status": f"waiting {int(waited)}s for the store lock ({holder})"})
+            self.report.waiting_for_lock(self.names, holder, waited)
 
         return self.store.lock(
             timeout=self.params["lock_timeout"], holder=f"ollama_store_model {what} {self.names}", waiting=waiting
@@ -901,11 +902,7 @@ def validate(params):
             f"part_size must be at least 1MiB ({MIN_PART_SIZE} bytes), got {params['part_size']} bytes: smaller "
             "parts cost more in requests than they gain; leave it unset for Ollama's sizes"
         )
-    if params["lock_timeout"] is not None and params["lock_timeout"] < 0:
-        raise InputError(
-            f"lock_timeout must be 0 or more seconds, got {params['lock_timeout']:g}: leave it unset to wait "
-            "as long as another seeder runs"
-        )
+    check_lock_timeout(params["lock_timeout"])
     if params["repair"] and params["state"] != "verified":
         raise InputError(f"repair applies to state=verified, not state={params['state']}")
     # ModelRefError, an InputError, names the reference and what is wrong
