@@ -126,9 +126,10 @@ def ollama(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def cluster(tmp_path_factory):
-    """A real control plane, kwok nodes, Flux and a Helm repository with the real chart. It fails,
-    never skips, when it cannot start: apply mode is what users run."""
-    yield from _attached(Cluster.start(tmp_path_factory.mktemp("cluster")))
+    """A real control plane, kwok nodes and a real node (kubelet, containerd, CNI, kube-proxy, CoreDNS,
+    NetworkPolicy enforcement), Flux and a Helm repository with the real chart. It fails, never
+    skips, when it cannot start: apply mode is what users run."""
+    yield from _attached(Cluster.start(tmp_path_factory.mktemp("cluster"), with_real_node=True))
 
 
 @pytest.fixture(scope="session")

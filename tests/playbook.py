@@ -45,9 +45,11 @@ class PlaybookRun:
 
 
 def run_playbook(collections: Path, playbook: str, inventory: str, extra_vars: dict | None = None,
-                 *args: str, env: dict | None = None, timeout: float = 600) -> PlaybookRun:
-    """ansible-playbook -i inventories/<inventory> playbooks/<playbook> -e <extra_vars as JSON> ARGS."""
-    argv = [str(Path(sys.executable).with_name("ansible-playbook")),
+                 *args: str, env: dict | None = None, timeout: float = 600,
+                 launcher: list[str] | None = None) -> PlaybookRun:
+    """ansible-playbook -i inventories/<inventory> playbooks/<playbook> -e <extra_vars as JSON> ARGS,
+    started through launcher (a command prefix, e.g. one entering a pod's network) when given."""
+    argv = [*(launcher or []), str(Path(sys.executable).with_name("ansible-playbook")),
             "-i", str(PROJECT_ROOT / "inventories" / inventory),
             str(PROJECT_ROOT / "playbooks" / playbook),
             "-e", json.dumps(extra_vars or {}), *args]

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Idempotent toolchain setup: Debian packages, the Python venvs (.venv, the pinned toolchain, and
 # .venv-oldest, the oldest ansible-core claimed), Ollama and helm built from their Go modules, the
-# podman systemd image for molecule, the test cluster's binaries (tools/build_cluster.sh) and the
-# pinned chart and CRDs (tools/fetch_fixtures.sh). Each step is skipped when its result is present.
+# podman systemd image for molecule, the test cluster's binaries (tools/build_cluster.sh), its real
+# node and the images the node runs (tools/build_node.sh) and the pinned chart and CRDs
+# (tools/fetch_fixtures.sh). Each step is skipped when its result is present.
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 cd "$PROJECT_ROOT"
@@ -75,5 +76,6 @@ build_ollama
 build_helm
 "$PROJECT_ROOT/tools/podman_image.sh"
 "$PROJECT_ROOT/tools/build_cluster.sh"
+"$PROJECT_ROOT/tools/build_node.sh"
 "$PROJECT_ROOT/tools/fetch_fixtures.sh"
 say "toolchain ready (cache: $AIPLATFORM_OLLAMA_CACHE)"

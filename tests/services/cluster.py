@@ -43,6 +43,7 @@ from pathlib import Path
 
 import yaml
 
+from . import real_node
 from .kubelet_relay import KubeletRelay
 from .nginx import nginx
 from .process import ManagedProcess, ServiceError, free_port
@@ -154,12 +155,14 @@ BINARIES = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler
             "source-controller", "helm-controller", "kustomize-controller")
 
 
-def missing_parts() -> list[str]:
+def missing_parts(with_real_node: bool = False) -> list[str]:
     """What `make setup` must still build or fetch before a cluster can start."""
     missing = [str(bin_dir() / name) for name in BINARIES if not os.access(bin_dir() / name, os.X_OK)]
     for asset in (assets_dir() / "kwok-stages.yaml", assets_dir() / "flux-crds", chart_dir() / "Chart.yaml"):
         if not asset.exists():
             missing.append(str(asset))
+    if with_real_node:
+        missing += real_node.missing_parts(bin_dir(), cache_dir())
     return missing
 
 
@@ -212,8 +215,12 @@ def _run(argv: list, **kwargs) -> subprocess.CompletedProcess:
 class Cluster:
     """A running control plane, kwok nodes, Flux and a Helm repository. Use `Cluster.start(workdir)`."""
 
-    def __init__(self, workdir: Path, nodes=DEFAULT_NODES, persistent_volumes: int = 12):
+    def __init__(self, workdir: Path, nodes=DEFAULT_NODES, persistent_volumes: int = 12, with_real_node: bool = False):
         self.workdir = workdir
+        # with a real node, the apiserver listens on the node's address: its pods reach it there
+        # through the `kubernetes` Service, as they cannot reach this host's loopback
+        self.node = real_node.RealNode(self, bin_dir(), cache_dir()) if with_real_node else None
+        self.api_host = real_node.NODE_IP if with_real_node else "127.0.0.1"
         self.nodes = list(nodes)
         self.persistent_volumes = persistent_volumes
         self.pki = workdir / "pki"
@@ -222,7 +229,7 @@ class Cluster:
         self.kubelet_port = 0
         self.token = os.urandom(16).hex()
         self.api_port = free_port()
-        self.api_url = f"https://127.0.0.1:{self.api_port}"
+        self.api_url = f"https://{self.api_host}:{self.api_port}"
         self.helm_repo_url = ""
         self.procs: list[ManagedProcess] = []
         self._stack = contextlib.ExitStack()
@@ -231,12 +238,12 @@ class Cluster:
 
     @classmethod
     @contextlib.contextmanager
-    def start(cls, workdir: Path, nodes=DEFAULT_NODES, persistent_volumes: int = 12):
-        missing = missing_parts()
+    def start(cls, workdir: Path, nodes=DEFAULT_NODES, persistent_volumes: int = 12, with_real_node: bool = False):
+        missing = missing_parts(with_real_node)
         if missing:
             raise ServiceError("the test cluster cannot start, missing: " + ", ".join(missing)
                                + " — run `make setup` (builds them into the project cache)")
-        cluster = cls(Path(workdir), nodes, persistent_volumes)
+        cluster = cls(Path(workdir), nodes, persistent_volumes, with_real_node)
         with cluster._stack:
             cluster._start()
             yield cluster
@@ -281,6 +288,8 @@ class Cluster:
     def _start(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
         started = time.monotonic()
+        if self.node:
+            self.node.claim_address(self._stack)
         self._make_pki()
         self._start_etcd()
         self._start_apiserver()
@@ -290,6 +299,8 @@ class Cluster:
         self._install_flux_crds()
         self._start_flux()
         self._start_helm_repository()
+        if self.node:
+            self.node.start(self._stack)
         self.ready_seconds = time.monotonic() - started
 
     def _make_pki(self) -> None:
@@ -298,7 +309,8 @@ class Cluster:
         _run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=test-cluster-ca",
               "-keyout", p / "ca.key", "-out", p / "ca.crt"])
         (p / "san.cnf").write_text(
-            "[req]\ndistinguished_name=dn\n[dn]\n[ext]\nsubjectAltName=IP:127.0.0.1,IP:10.96.0.1,DNS:localhost,"
+            "[req]\ndistinguished_name=dn\n[dn]\n[ext]\nsubjectAltName=IP:127.0.0.1,IP:10.96.0.1,"
+            f"IP:{real_node.NODE_IP},DNS:localhost,"
             "DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,"
             "DNS:kubernetes.default.svc.cluster.local\nextendedKeyUsage=serverAuth\n")
         _run(["openssl", "req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=kube-apiserver",
@@ -317,6 +329,27 @@ class Cluster:
               "-config", p / "kubelet.cnf", "-extensions", "ext", "-keyout", p / "kubelet.key",
               "-out", p / "kubelet.crt"])
         (p / "tokens.csv").write_text(f'{self.token},admin,admin-uid,"system:masters"\n')
+        if self.node:
+            self._make_node_pki()
+
+    def _make_node_pki(self) -> None:
+        """The real node's credentials: its kubelet's client (a node identity the Node authorizer
+        knows) and serving certificates, and the apiserver's client certificate for the kubelet."""
+        p = self.pki
+
+        def certificate(name: str, subject: str, extensions: str) -> None:
+            (p / f"{name}.cnf").write_text(f"[req]\ndistinguished_name=dn\n[dn]\n[ext]\n{extensions}\n")
+            _run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+                  "-subj", subject, "-CA", p / "ca.crt", "-CAkey", p / "ca.key", "-days", "2",
+                  "-config", p / f"{name}.cnf", "-extensions", "ext", "-keyout", p / f"{name}.key",
+                  "-out", p / f"{name}.crt"])
+
+        certificate("kubelet-client", f"/O=system:nodes/CN=system:node:{real_node.NODE_NAME}",
+                    "extendedKeyUsage=clientAuth")
+        certificate("kubelet-serving", f"/CN={real_node.NODE_NAME}",
+                    f"subjectAltName=IP:{real_node.NODE_IP}\nextendedKeyUsage=serverAuth")
+        certificate("apiserver-kubelet-client", "/O=system:masters/CN=kube-apiserver-kubelet-client",
+                    "extendedKeyUsage=clientAuth")
 
     def _start_etcd(self) -> None:
         client, peer = free_port(), free_port()
@@ -332,14 +365,19 @@ class Cluster:
 
     def _start_apiserver(self) -> None:
         p = self.pki
+        node_flags = [f"--advertise-address={self.api_host}", "--authorization-mode=Node,RBAC",
+                      f"--kubelet-client-certificate={p / 'apiserver-kubelet-client.crt'}",
+                      f"--kubelet-client-key={p / 'apiserver-kubelet-client.key'}"] if self.node else [
+                      "--authorization-mode=RBAC"]
         proc = self._spawn("kube-apiserver", [
-            bin_dir() / "kube-apiserver", f"--etcd-servers={self.etcd_url}", "--bind-address=127.0.0.1",
+            bin_dir() / "kube-apiserver", f"--etcd-servers={self.etcd_url}", f"--bind-address={self.api_host}",
+            *node_flags,
             f"--secure-port={self.api_port}", f"--tls-cert-file={p / 'apiserver.crt'}",
             f"--tls-private-key-file={p / 'apiserver.key'}", f"--client-ca-file={p / 'ca.crt'}",
             f"--token-auth-file={p / 'tokens.csv'}", f"--service-account-key-file={p / 'sa.pub'}",
             f"--service-account-signing-key-file={p / 'sa.key'}",
             "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
-            f"--service-cluster-ip-range={SERVICE_CIDR}", "--authorization-mode=RBAC",
+            f"--service-cluster-ip-range={SERVICE_CIDR}",
             "--allow-privileged=true", "--profiling=false",
             # kubelet calls (exec, logs) go to kwok's server: the node's InternalIP and kubelet port
             f"--kubelet-certificate-authority={p / 'ca.crt'}", "--kubelet-preferred-address-types=InternalIP",
@@ -384,7 +422,9 @@ class Cluster:
         self._stack.callback(relay.shutdown)
         proc = self._spawn("kwok", [
             bin_dir() / "kwok", f"--kubeconfig={self.kubeconfig}", f"--config={config}",
-            "--manage-all-nodes=true", f"--server-address=127.0.0.1:{kwok_port}",
+            # its own nodes only: a real node is its kubelet's
+            "--manage-all-nodes=false", "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
+            f"--server-address=127.0.0.1:{kwok_port}",
             "--node-ip=127.0.0.1", f"--node-port={self.kubelet_port}", "--cidr=10.0.0.1/24"])
         self.apply(*(node.manifest() for node in self.nodes))
 
@@ -555,8 +595,12 @@ def _main(argv: list[str]) -> int:
     sub.add_parser("up", help="start it, print KUBECONFIG, run until Ctrl-C")
     run = sub.add_parser("run", help="start it, run COMMAND with KUBECONFIG set, stop it")
     run.add_argument("argv", nargs=argparse.REMAINDER)
+    for command in (sub.choices["up"], run):
+        command.add_argument("--real-node", action="store_true",
+                             help="add the real node (kubelet, containerd, ...; needs root) beside the kwok nodes")
     args = parser.parse_args(argv)
-    with tempfile.TemporaryDirectory(prefix="aiplatform-cluster-") as tmp, Cluster.start(Path(tmp)) as cluster:
+    with tempfile.TemporaryDirectory(prefix="aiplatform-cluster-") as tmp, \
+            Cluster.start(Path(tmp), with_real_node=args.real_node) as cluster:
         print(f"==> cluster ready in {cluster.ready_seconds:.1f}s; Helm repository {cluster.helm_repo_url}",
               flush=True)
         if args.command == "up":

@@ -2,7 +2,9 @@
 
 Ollama 0.18.3 downloads a blob only through a redirect to another hostname (its CDN), so the
 registry's `redirect` storage middleware points blob GETs at nginx serving the same storage root
-under `localhost`, while the registry itself answers on `127.0.0.1`.
+under `localhost`, while the registry itself answers on `127.0.0.1`. For the pods of the test
+cluster's real node, which cannot reach this host's loopback, both listen on addresses of the node's
+own link instead (`Registry.start(workdir, host=..., cdn_host=...)`), the CDN on a second address.
 """
 
 from __future__ import annotations
@@ -36,9 +38,9 @@ storage:
 middleware:
   storage:
     - name: redirect
-      options: {{baseurl: "http://localhost:{cdn_port}/"}}
+      options: {{baseurl: "http://{cdn_host}:{cdn_port}/"}}
 http:
-  addr: 127.0.0.1:{port}
+  addr: {host}:{port}
   secret: test-registry-secret
 """
 
@@ -64,21 +66,22 @@ class PublishedModel:
 class Registry:
     """A running registry plus its CDN. Use `Registry.start(workdir)` as a context manager."""
 
-    def __init__(self, workdir: Path):
+    def __init__(self, workdir: Path, host: str = "127.0.0.1", cdn_host: str = "localhost"):
         self.workdir = workdir
         self.root = workdir / "data"
         self.port = free_port()
         self.cdn_port = free_port()
-        self.host = f"127.0.0.1:{self.port}"
+        self.listen, self.cdn_listen = host, cdn_host
+        self.host = f"{host}:{self.port}"
         self.url = f"http://{self.host}"
-        self.cdn_url = f"http://localhost:{self.cdn_port}"
+        self.cdn_url = f"http://{cdn_host}:{self.cdn_port}"
         self._procs: list[ManagedProcess] = []
         self._stack: contextlib.ExitStack | None = None
 
     @classmethod
     @contextlib.contextmanager
-    def start(cls, workdir: Path):
-        registry = cls(Path(workdir))
+    def start(cls, workdir: Path, host: str = "127.0.0.1", cdn_host: str = "localhost"):
+        registry = cls(Path(workdir), host, cdn_host)
         try:
             registry._start()
             yield registry
@@ -88,11 +91,13 @@ class Registry:
     def _start(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
         self._stack = contextlib.ExitStack()
-        server = f"    listen 127.0.0.1:{self.cdn_port};\n    root {self.root};"
+        cdn_address = "127.0.0.1" if self.cdn_listen == "localhost" else self.cdn_listen
+        server = f"    listen {cdn_address}:{self.cdn_port};\n    root {self.root};"
         self._procs.append(self._stack.enter_context(
             nginx("nginx-cdn", self.workdir / "cdn", server, ready_url=self.cdn_url + "/")))
         registry_conf = self.workdir / "registry.yml"
-        registry_conf.write_text(REGISTRY_CONF.format(root=self.root, port=self.port, cdn_port=self.cdn_port))
+        registry_conf.write_text(REGISTRY_CONF.format(root=self.root, host=self.listen, port=self.port,
+                                                      cdn_host=self.cdn_listen, cdn_port=self.cdn_port))
         registry = ManagedProcess("docker-registry", ["docker-registry", "serve", str(registry_conf)],
                                   self.workdir / "registry.log")
         self._procs.append(registry)

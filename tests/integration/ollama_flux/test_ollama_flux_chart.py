@@ -59,6 +59,8 @@ def test_chart_renders_the_release(rendered, seed_table, environment, helm_bin, 
     assert env == {
         # the chart's own bind address; the seed's OLLAMA_HOST is the clients' gateway URL, not this
         "OLLAMA_HOST": "0.0.0.0:11434",
+        # the store on the claim, whatever HOME the image gives its user
+        "OLLAMA_MODELS": "/root/.ollama/models",
         "OLLAMA_KEEP_ALIVE": "24h",
         "OLLAMA_NUM_PARALLEL": "1",
         "OLLAMA_CONTEXT_LENGTH": "4096",
@@ -66,6 +68,10 @@ def test_chart_renders_the_release(rendered, seed_table, environment, helm_bin, 
         "OLLAMA_MAX_LOADED_MODELS": "1",
     }
     assert all(isinstance(v, str) for v in env.values())
+    assert {"name": "ollama-data", "mountPath": "/root/.ollama"} in container["volumeMounts"]
+    # Ready as soon as Ollama answers, not after the chart's 30 s delay
+    assert container["readinessProbe"]["initialDelaySeconds"] == 1
+    assert container["readinessProbe"]["periodSeconds"] == 2
 
     # pre-seeded store: the cache is an existing claim and nothing runs in a postStart hook
     assert "lifecycle" not in container
@@ -83,6 +89,7 @@ def test_chart_renders_the_release(rendered, seed_table, environment, helm_bin, 
     assert init_env["ALIGN_SERVED_MODEL"] == f"qwen2.5:72b-t{THREADS[environment]}"
     assert init["resources"] == container["resources"]
     assert {"name": "ollama-data", "mountPath": "/root/.ollama"} in init["volumeMounts"]
+    assert init_env["OLLAMA_MODELS"] == "/root/.ollama/models"
 
 
 def test_chart_owned_volume_is_kept_and_pulled(run_deploy, gitops_tree, tmp_path, helm_bin, ollama_chart, validate_k8s):

@@ -1,0 +1,474 @@
+"""A real Kubernetes node in the test cluster: kubelet, containerd with runc, a CNI bridge, kube-proxy
+(nftables), CoreDNS serving cluster.local and kube-network-policies enforcing NetworkPolicies.
+
+It runs the chart's pod, the seed Job, the gateway and the probe pods as real containers, with
+images built on this machine (tools/node_images.py) and imported into its containerd, as an
+air-gapped site would. kwok keeps the nodes it fakes for the failure paths it is good at; this node
+carries the taint TAINT, so only the pods that ask for it (TOLERATION, NODE_SELECTOR) land here.
+
+Everything the node uses lives in its work directory (containerd's root and state, the kubelet's
+root, the pod logs, the CNI IP allocations), and its addresses on links it creates and removes:
+NODE_IP on a veth of its own (the kubelet refuses a loopback node IP, this kernel has no dummy
+driver) and the pods' subnet on its own bridge; nothing is routed off the machine and CoreDNS
+forwards nowhere. It changes host network state while it runs (links, nftables, the kubelet's
+iptables chains, ip_forward) and restores what it found when it stops: `RealNode.stop` compares the
+host with what host_state.HostState captured before the node started, and raises on a difference.
+
+Two things this machine kind needs, and a real node elsewhere would not:
+- the kernel lacks CAP_SYS_RESOURCE in the bounding set, so no process may lower its oom_score_adj:
+  containerd runs with restrict_oom_score_adj (pods keep the score they inherit);
+- the kubelet sets four global kernel tunables at start (vm.overcommit_memory, kernel.panic, ...):
+  it runs in a mount namespace of its own in which those /proc/sys files read as the values it wants,
+  so it has nothing to write; its kubelet root directory is a shared mount, so the volumes it mounts
+  there reach containerd.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import yaml
+
+from .host_state import FIXED_PATHS, HostState
+from .process import ServiceError, free_port
+
+NODE_NAME = "aiplatform-real-node"
+NODE_IP = "10.250.0.1"
+# a second address of the node's link, for services its pods must reach under another host name than
+# NODE_IP: the registry's blob CDN (Ollama follows a blob redirect only to another host)
+SERVICES_IP = "10.250.0.2"
+NODE_LINK = "aipo-node"
+BRIDGE = "aipo-cni0"
+CLUSTER_CIDR = "10.244.0.0/16"
+POD_SUBNET = "10.244.0.0/24"
+POD_GATEWAY = "10.244.0.1"
+CLUSTER_DNS = "10.96.0.10"
+TAINT = {"key": "aiplatform.test/real-node", "value": "true", "effect": "NoSchedule"}
+TOLERATION = {"key": TAINT["key"], "operator": "Equal", "value": "true", "effect": "NoSchedule"}
+NODE_SELECTOR = {"kubernetes.io/hostname": NODE_NAME}
+# local PersistentVolumes on directories of the node's work directory, bound to claims of this class
+STORAGE_CLASS = "aiplatform-real-node-local"
+LOCAL_VOLUMES = 4
+# the kubelet's desired kernel tunables (pkg/kubelet/cm/container_manager_linux.go, setupKernelTunables)
+KUBELET_TUNABLES = {"vm/overcommit_memory": "1", "vm/panic_on_oom": "0", "kernel/panic": "10",
+                    "kernel/panic_on_oops": "1", "kernel/keys/root_maxkeys": "1000000",
+                    "kernel/keys/root_maxbytes": "25000000"}
+# nft tables the node's components create (the iptables ones by the kubelet's chains)
+NODE_NFT_TABLES = {"kube-proxy", "kube-network-policies", "filter", "nat", "mangle", "raw", "security"}
+NODE_BINARIES = ("kubelet", "kube-proxy", "containerd", "ctr", "containerd-shim-runc-v2", "cni/bridge",
+                 "cni/host-local", "cni/loopback", "coredns", "kube-network-policies", "pause", "busybox")
+IMAGES = ("ollama", "tools", "gateway", "coredns", "kube-network-policies", "pause")
+RUNC = "/usr/sbin/runc"
+
+
+def images_dir(cache: Path) -> Path:
+    return Path(os.environ.get("CLUSTER_IMAGES_DIR", cache / "cluster" / "images"))
+
+
+def missing_parts(bin_dir: Path, cache: Path) -> list[str]:
+    """What `make setup` must still build before the real node can start."""
+    missing = [str(bin_dir / name) for name in NODE_BINARIES if not os.access(bin_dir / name, os.X_OK)]
+    if not os.access(RUNC, os.X_OK):
+        missing.append(RUNC)
+    index = images_dir(cache) / "images.json"
+    names = json.loads(index.read_text()) if index.exists() else {}
+    missing += [str(images_dir(cache) / f"{key}.tar") for key in IMAGES
+                if key not in names or not (images_dir(cache) / f"{key}.tar").exists()]
+    if os.geteuid() != 0:
+        missing.append("root (the real node runs a kubelet and containerd: run the tests as root)")
+    return missing
+
+
+def image_names(cache: Path) -> dict[str, str]:
+    """images.json's key -> the image name the node's containerd knows it by."""
+    return {key: entry["name"] for key, entry in json.loads((images_dir(cache) / "images.json").read_text()).items()}
+
+
+def _run(argv: list, check: bool = True, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run([str(a) for a in argv], check=check, capture_output=True, text=True, **kwargs)
+
+
+class RealNode:
+    """One real node of a tests.services.cluster.Cluster; the cluster drives its start and stop."""
+
+    def __init__(self, cluster, bin_dir: Path, cache: Path):
+        self.cluster = cluster
+        self.bin = bin_dir
+        self.cache = cache
+        self.workdir = cluster.workdir / "node"
+        self.images = image_names(cache)
+        self.socket = self.workdir / "containerd" / "containerd.sock"
+        self.before: HostState | None = None
+        self.leftovers: list[str] = []
+        self.ready_seconds = 0.0
+
+    # ---- host network -------------------------------------------------------------------------
+    def claim_address(self, stack: contextlib.ExitStack) -> None:
+        """Capture the host, then put NODE_IP on a veth of the node's own; the restore runs last."""
+        self.before = HostState.capture()
+        if NODE_LINK in self.before.links or BRIDGE in self.before.links:
+            raise ServiceError(f"the host already has a link {NODE_LINK} or {BRIDGE}: another test cluster with a "
+                               "real node is running, or one was killed before it cleaned up (ip link del them)")
+        stack.callback(self.restore_host)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        _run(["ip", "link", "add", NODE_LINK, "type", "veth", "peer", "name", f"{NODE_LINK}-p"])
+        _run(["ip", "link", "set", NODE_LINK, "up"])
+        _run(["ip", "link", "set", f"{NODE_LINK}-p", "up"])
+        for address in (NODE_IP, SERVICES_IP):
+            _run(["ip", "addr", "add", f"{address}/32", "dev", NODE_LINK])
+
+    # ---- start --------------------------------------------------------------------------------
+    def start(self, stack: contextlib.ExitStack) -> None:
+        started = time.monotonic()
+        self._write_configs()
+        self._start_containerd(stack)
+        self._start_kubelet(stack)
+        self.cluster.wait_for(f"node {NODE_NAME} Ready", self._node_ready, timeout=90)
+        self.ready_seconds = time.monotonic() - started
+        self.cluster._spawn("kube-proxy", [self.bin / "kube-proxy", f"--config={self.workdir / 'kube-proxy.yaml'}",
+                                           "-v=1"])
+        self.cluster.apply(*network_policy_enforcer(self.images["kube-network-policies"]),
+                           *cluster_dns(self.images["coredns"]), *self._local_volumes())
+        self.cluster.wait_for("kube-network-policies and CoreDNS Ready", self._system_pods_ready, timeout=120)
+
+    def _write_configs(self) -> None:
+        w, pki = self.workdir, self.cluster.pki
+        for sub in ("containerd", "cni/net.d", "cni/ipam", "kubelet", "pod-logs", "volume-plugins", "sysctl"):
+            (w / sub).mkdir(parents=True, exist_ok=True)
+        (w / "containerd.toml").write_text(CONTAINERD_TOML.format(
+            root=w / "containerd/root", state=w / "containerd/state", socket=self.socket, opt=w / "containerd/opt",
+            pause=self.images["pause"], runc=RUNC, runc_root=w / "containerd/runc", cni_bin=self.bin / "cni",
+            cni_conf=w / "cni/net.d"))
+        (w / "cni/net.d/10-aiplatform-test.conflist").write_text(json.dumps({
+            "cniVersion": "1.0.0", "name": "aiplatform-test", "plugins": [
+                {"type": "bridge", "bridge": BRIDGE, "isGateway": True, "ipMasq": False, "hairpinMode": True,
+                 "ipam": {"type": "host-local", "dataDir": str(w / "cni/ipam"),
+                          "ranges": [[{"subnet": POD_SUBNET, "gateway": POD_GATEWAY}]],
+                          "routes": [{"dst": "0.0.0.0/0"}]}},
+                {"type": "loopback"}]}))
+        kubeconfig = {
+            "apiVersion": "v1", "kind": "Config", "current-context": "node",
+            "clusters": [{"name": "test", "cluster": {"server": self.cluster.api_url,
+                                                      "certificate-authority": str(pki / "ca.crt")}}],
+            "users": [{"name": "node", "user": {"client-certificate": str(pki / "kubelet-client.crt"),
+                                                "client-key": str(pki / "kubelet-client.key")}}],
+            "contexts": [{"name": "node", "context": {"cluster": "test", "user": "node"}}]}
+        (w / "kubelet.kubeconfig").write_text(yaml.safe_dump(kubeconfig))
+        (w / "kubelet.yaml").write_text(yaml.safe_dump({
+            "apiVersion": "kubelet.config.k8s.io/v1beta1", "kind": "KubeletConfiguration",
+            "failCgroupV1": False, "cgroupDriver": "cgroupfs", "failSwapOn": False,
+            "containerRuntimeEndpoint": f"unix://{self.socket}",
+            "address": NODE_IP, "port": 10250, "readOnlyPort": 0,
+            "healthzBindAddress": "127.0.0.1", "healthzPort": free_port(),
+            "tlsCertFile": str(pki / "kubelet-serving.crt"), "tlsPrivateKeyFile": str(pki / "kubelet-serving.key"),
+            "authentication": {"anonymous": {"enabled": False}, "webhook": {"enabled": True},
+                               "x509": {"clientCAFile": str(pki / "ca.crt")}},
+            "authorization": {"mode": "Webhook"},
+            "clusterDomain": "cluster.local", "clusterDNS": [CLUSTER_DNS],
+            # no upstream resolver: pods with dnsPolicy Default resolve nothing, as CoreDNS forwards nowhere
+            "resolvConf": "",
+            "registerWithTaints": [TAINT],
+            "evictionHard": {"memory.available": "100Mi", "nodefs.available": "1%", "imagefs.available": "1%",
+                             "nodefs.inodesFree": "1%"},
+            # the imported images can be pulled from nowhere: never collect them
+            "imageGCHighThresholdPercent": 100, "imageGCLowThresholdPercent": 99,
+            "serializeImagePulls": False, "podLogsDir": str(w / "pod-logs"),
+            "volumePluginDir": str(w / "volume-plugins"), "maxPods": 110,
+        }))
+        (w / "kube-proxy.yaml").write_text(yaml.safe_dump({
+            "apiVersion": "kubeproxy.config.k8s.io/v1alpha1", "kind": "KubeProxyConfiguration",
+            "mode": "nftables", "clientConnection": {"kubeconfig": str(self.cluster.kubeconfig)},
+            "hostnameOverride": NODE_NAME, "clusterCIDR": CLUSTER_CIDR, "bindAddress": NODE_IP,
+            "nodePortAddresses": [f"{NODE_IP}/32"],
+            "healthzBindAddress": f"127.0.0.1:{free_port()}", "metricsBindAddress": f"127.0.0.1:{free_port()}",
+            # zero leaves the host's conntrack sysctls as they are
+            "conntrack": {"maxPerCore": 0, "min": 0, "tcpEstablishedTimeout": "0s", "tcpCloseWaitTimeout": "0s"},
+        }))
+
+    def _start_containerd(self, stack: contextlib.ExitStack) -> None:
+        # runs after containerd has stopped: shims it leaves, and every mount under the work directory
+        stack.callback(self._kill_shims_and_unmount)
+        proc = self.cluster._spawn(
+            "containerd", [self.bin / "containerd", f"--config={self.workdir / 'containerd.toml'}"],
+            env={"PATH": f"{self.bin}:{os.environ.get('PATH', '')}"})
+        stack.callback(self._delete_containers)  # runs before containerd stops, after the kubelet has
+        self.cluster._wait("containerd", lambda: self._ctr("version").returncode == 0, proc, timeout=60)
+        for key in IMAGES:
+            result = self._ctr("images", "import", images_dir(self.cache) / f"{key}.tar")
+            if result.returncode:
+                raise ServiceError(f"importing {key}.tar into containerd failed: {result.stderr[-2000:]}")
+
+    def _ctr(self, *args) -> subprocess.CompletedProcess:
+        return _run([self.bin / "ctr", "--address", self.socket, "--namespace", "k8s.io", *args], check=False,
+                    timeout=120)
+
+    def _start_kubelet(self, stack: contextlib.ExitStack) -> None:
+        root = self.workdir / "kubelet"
+        # a shared mount: the volumes the kubelet mounts below it, in its own mount namespace, reach containerd
+        _run(["mount", "--bind", root, root])
+        _run(["mount", "--make-shared", root])
+        masks = []
+        for key, wanted in KUBELET_TUNABLES.items():
+            if Path("/proc/sys", key).read_text().strip() != wanted:
+                mask = self.workdir / "sysctl" / key.replace("/", ".")
+                mask.write_text(wanted + "\n")
+                masks += [mask, Path("/proc/sys", key)]
+        # mount each (mask, /proc/sys file) pair given before "--", then become the kubelet
+        script = ('while [ "$#" -gt 0 ] && [ "$1" != -- ]; do mount --bind "$1" "$2" || exit 1; shift 2; done; '
+                  'shift; exec "$@"')
+        self.cluster._spawn("kubelet", [
+            "unshare", "--mount", "--propagation", "unchanged", "--", "sh", "-c", script, "kubelet-ns", *masks, "--",
+            self.bin / "kubelet", f"--config={self.workdir / 'kubelet.yaml'}",
+            f"--kubeconfig={self.workdir / 'kubelet.kubeconfig'}", f"--root-dir={root}",
+            f"--cert-dir={root / 'pki'}", f"--hostname-override={NODE_NAME}", f"--node-ip={NODE_IP}",
+            "--node-labels=aiplatform.test/node=real", "-v=1"])
+
+    def _local_volumes(self) -> list[dict]:
+        volumes = [{"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass", "metadata": {"name": STORAGE_CLASS},
+                    "provisioner": "kubernetes.io/no-provisioner", "volumeBindingMode": "Immediate",
+                    "reclaimPolicy": "Retain"}]
+        for index in range(LOCAL_VOLUMES):
+            path = self.workdir / "volumes" / f"pv-{index}"
+            path.mkdir(parents=True, exist_ok=True)
+            volumes.append({
+                "apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": f"real-node-pv-{index}"},
+                "spec": {"capacity": {"storage": "20Gi"}, "accessModes": ["ReadWriteOnce"],
+                         "persistentVolumeReclaimPolicy": "Retain", "storageClassName": STORAGE_CLASS,
+                         "local": {"path": str(path)},
+                         "nodeAffinity": {"required": {"nodeSelectorTerms": [{"matchExpressions": [
+                             {"key": "kubernetes.io/hostname", "operator": "In", "values": [NODE_NAME]}]}]}}}})
+        return volumes
+
+    def volume_path(self, claim: dict) -> Path:
+        """The host directory of the local volume a bound claim holds."""
+        volume = self.cluster.get("v1", "PersistentVolume", claim["spec"]["volumeName"])
+        return Path(volume["spec"]["local"]["path"])
+
+    def container_pid(self, namespace: str, pod: str) -> int:
+        """The host PID of the pod's first container."""
+        status = self.cluster.get("v1", "Pod", pod, namespace)["status"]
+        container = status["containerStatuses"][0]["containerID"].split("://", 1)[1]
+        for line in self._ctr("tasks", "ls").stdout.splitlines()[1:]:
+            task, pid, *_ = line.split()
+            if task == container:
+                return int(pid)
+        raise ServiceError(f"no running task for {namespace}/{pod} (container {container})")
+
+    def launcher(self, namespace: str, pod: str) -> list[str]:
+        """A command prefix that runs a host program in the pod's network, with the cluster's DNS as
+        its resolver: the way a controller running inside the cluster (an AWX or execution-environment
+        pod) reaches the cluster's service names, and the way the NetworkPolicy sees it: as that pod."""
+        resolv = self.workdir / f"resolv-{namespace}.conf"
+        resolv.write_text(f"search {namespace}.svc.cluster.local svc.cluster.local cluster.local\n"
+                          f"nameserver {CLUSTER_DNS}\noptions ndots:5\n")
+        return ["nsenter", f"--net=/proc/{self.container_pid(namespace, pod)}/ns/net", "--",
+                "unshare", "--mount", "--", "sh", "-c", 'mount --bind "$0" /etc/resolv.conf && exec "$@"', str(resolv)]
+
+    def _node_ready(self) -> bool:
+        node = self.cluster.find("v1", "Node", NODE_NAME)
+        return bool(node) and any(c["type"] == "Ready" and c["status"] == "True"
+                                  for c in node.get("status", {}).get("conditions", []))
+
+    def _system_pods_ready(self) -> bool:
+        pods = self.cluster.get("v1", "Pod", namespace="kube-system")["items"]
+        ready = {pod["metadata"].get("labels", {}).get("k8s-app") for pod in pods if pod_ready(pod)}
+        return {"kube-network-policies", "kube-dns"} <= ready
+
+    # ---- stop ---------------------------------------------------------------------------------
+    def _delete_containers(self) -> None:
+        """Kill and delete every container the kubelet left (it has stopped by now)."""
+        for container in self._ctr("containers", "ls", "-q").stdout.split():
+            self._ctr("tasks", "delete", "--force", container)
+            self._ctr("containers", "delete", container)
+
+    def _kill_shims_and_unmount(self) -> None:
+        address = str(self.socket)
+        for pid in os.listdir("/proc"):
+            if not pid.isdigit():
+                continue
+            with contextlib.suppress(OSError):
+                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+                if cmdline[0].endswith(b"containerd-shim-runc-v2") and address.encode() in cmdline:
+                    os.kill(int(pid), 9)
+        mine = str(self.workdir) + "/"
+        for _ in range(3):
+            mounts = [line.split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines()]
+            mounts = sorted({m for m in mounts if m.startswith(mine) or m == str(self.workdir)}, key=len, reverse=True)
+            if not mounts:
+                break
+            for mount in mounts:
+                if _run(["umount", mount], check=False).returncode:
+                    _run(["umount", "-l", mount], check=False)
+
+    def restore_host(self) -> None:
+        """Remove what the node added to the host and set back what it changed; what still differs
+        from the state captured before the node started is kept in self.leftovers and raised."""
+        before = self.before
+        after = HostState.capture()
+        for link in (BRIDGE, NODE_LINK):
+            if link in after.links:
+                _run(["ip", "link", "del", link], check=False)
+        for line in after.nft_tables - before.nft_tables:
+            family, name = line.split()[1:3]
+            if name in NODE_NFT_TABLES:
+                _run(["nft", "delete", "table", family, name], check=False)
+        self._remove_kube_chains(before)
+        for key, value in before.changed_sysctls(HostState.capture()).items():
+            _run(["sysctl", "-qw", f"{key}={value}"], check=False)
+        for path in set(FIXED_PATHS) - before.paths:
+            if os.path.lexists(path):
+                shutil.rmtree(path, ignore_errors=True)
+        for cgroup in sorted(after.cgroups - before.cgroups):
+            _remove_cgroup(Path("/sys/fs/cgroup", cgroup))
+        shutil.rmtree(self.workdir, ignore_errors=True)
+        self.leftovers = before.differences(HostState.capture())
+        if self.leftovers:
+            raise ServiceError("the real node left host state behind:\n  " + "\n  ".join(self.leftovers))
+
+    @staticmethod
+    def _remove_kube_chains(before: HostState) -> None:
+        """The kubelet's KUBE-* iptables chains and the jumps to them, where the table stays."""
+        now = HostState.capture().iptables - before.iptables
+        for family, tool in (("ipv4", "iptables"), ("ipv6", "ip6tables")):
+            for entry in sorted(e for e in now if e.startswith(f"{family}/") and "/rule " in e):
+                _, table, rule = entry.split("/", 2)
+                _run([tool, "-t", table, "-D", *rule.removeprefix("rule -A ").split()], check=False)
+            for entry in sorted(e for e in now if e.startswith(f"{family}/") and "/chain " in e):
+                _, table, chain = entry.split("/", 2)
+                _run([tool, "-t", table, "-F", chain.removeprefix("chain ")], check=False)
+                _run([tool, "-t", table, "-X", chain.removeprefix("chain ")], check=False)
+
+
+def _remove_cgroup(path: Path) -> None:
+    """rmdir a cgroup and every child, deepest first (a v1 cgroup with tasks refuses)."""
+    if not path.is_dir():
+        return
+    for child in sorted((p for p in path.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True):
+        with contextlib.suppress(OSError):
+            child.rmdir()
+    with contextlib.suppress(OSError):
+        path.rmdir()
+
+
+def pod_ready(pod: dict) -> bool:
+    return any(c["type"] == "Ready" and c["status"] == "True" for c in pod.get("status", {}).get("conditions", []))
+
+
+CONTAINERD_TOML = """\
+version = 3
+root = "{root}"
+state = "{state}"
+[grpc]
+  address = "{socket}"
+[ttrpc]
+  address = "{socket}.ttrpc"
+[plugins.'io.containerd.internal.v1.opt']
+  path = "{opt}"
+[plugins.'io.containerd.nri.v1.nri']
+  disable = true
+[plugins.'io.containerd.cri.v1.images']
+  snapshotter = "overlayfs"
+  [plugins.'io.containerd.cri.v1.images'.pinned_images]
+    sandbox = "{pause}"
+[plugins.'io.containerd.cri.v1.runtime']
+  # this machine kind has no CAP_SYS_RESOURCE: a sandbox that lowers its oom_score_adj fails to start
+  restrict_oom_score_adj = true
+  netns_mounts_under_state_dir = true
+  [plugins.'io.containerd.cri.v1.runtime'.containerd]
+    default_runtime_name = "runc"
+    [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc]
+      runtime_type = "io.containerd.runc.v2"
+      [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc.options]
+        BinaryName = "{runc}"
+        Root = "{runc_root}"
+        SystemdCgroup = false
+  [plugins.'io.containerd.cri.v1.runtime'.cni]
+    bin_dirs = ["{cni_bin}"]
+    conf_dir = "{cni_conf}"
+"""
+
+
+def _system_labels(app: str) -> dict:
+    return {"k8s-app": app, "app.kubernetes.io/part-of": "aiplatform-test-node"}
+
+
+def network_policy_enforcer(image: str) -> list[dict]:
+    """kube-network-policies as a DaemonSet on the real node (it reads the API in-cluster only)."""
+    name, ns = "kube-network-policies", "kube-system"
+    return [
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": name},
+         "rules": [{"apiGroups": [""], "resources": ["pods", "namespaces", "nodes"], "verbs": ["list", "watch"]},
+                   {"apiGroups": ["networking.k8s.io"], "resources": ["networkpolicies"], "verbs": ["list", "watch"]}]},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding", "metadata": {"name": name},
+         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name},
+         "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": ns}]},
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": name, "namespace": ns}},
+        {"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": name, "namespace": ns},
+         "spec": {"selector": {"matchLabels": {"k8s-app": name}}, "template": {
+             "metadata": {"labels": _system_labels(name)},
+             "spec": {"hostNetwork": True, "dnsPolicy": "Default", "serviceAccountName": name,
+                      "nodeSelector": NODE_SELECTOR, "tolerations": [TOLERATION],
+                      "containers": [{
+                          "name": name, "image": image, "imagePullPolicy": "IfNotPresent",
+                          "args": ["--hostname-override=$(MY_NODE_NAME)", "--v=2", "--nfqueue-id=98",
+                                   "--disable-nri", f"--metrics-bind-address=127.0.0.1:{free_port()}"],
+                          "env": [{"name": "MY_NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}}],
+                          "securityContext": {"privileged": True, "capabilities": {"add": ["NET_ADMIN"]}},
+                          "resources": {"requests": {"cpu": "50m", "memory": "50Mi"}}}]}}}},
+    ]
+
+
+COREFILE = """\
+.:53 {
+    errors
+    health :8080
+    ready :8181
+    kubernetes cluster.local in-addr.arpa ip6.arpa {
+        pods insecure
+    }
+    cache 30
+    loop
+}
+"""
+
+
+def cluster_dns(image: str) -> list[dict]:
+    """CoreDNS serving cluster.local at CLUSTER_DNS, forwarding nothing (no query leaves the machine)."""
+    ns, labels = "kube-system", _system_labels("kube-dns")
+    return [
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "coredns", "namespace": ns}},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": "system:coredns"},
+         "rules": [{"apiGroups": [""], "resources": ["endpoints", "services", "pods", "namespaces"],
+                    "verbs": ["list", "watch"]},
+                   {"apiGroups": ["discovery.k8s.io"], "resources": ["endpointslices"], "verbs": ["list", "watch"]}]},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+         "metadata": {"name": "system:coredns"},
+         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "system:coredns"},
+         "subjects": [{"kind": "ServiceAccount", "name": "coredns", "namespace": ns}]},
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "coredns", "namespace": ns},
+         "data": {"Corefile": COREFILE}},
+        {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "coredns", "namespace": ns},
+         "spec": {"replicas": 1, "selector": {"matchLabels": {"k8s-app": "kube-dns"}}, "template": {
+             "metadata": {"labels": labels},
+             "spec": {"serviceAccountName": "coredns", "dnsPolicy": "Default", "nodeSelector": NODE_SELECTOR,
+                      "tolerations": [TOLERATION],
+                      "containers": [{
+                          "name": "coredns", "image": image, "imagePullPolicy": "IfNotPresent",
+                          "args": ["-conf", "/etc/coredns/Corefile"],
+                          "volumeMounts": [{"name": "config", "mountPath": "/etc/coredns", "readOnly": True}],
+                          "ports": [{"containerPort": 53, "protocol": "UDP", "name": "dns"},
+                                    {"containerPort": 53, "protocol": "TCP", "name": "dns-tcp"}],
+                          "readinessProbe": {"httpGet": {"path": "/ready", "port": 8181}, "periodSeconds": 1},
+                          "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}}}],
+                      "volumes": [{"name": "config", "configMap": {"name": "coredns"}}]}}}},
+        {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "kube-dns", "namespace": ns, "labels": labels},
+         "spec": {"clusterIP": CLUSTER_DNS, "selector": {"k8s-app": "kube-dns"},
+                  "ports": [{"name": "dns", "port": 53, "protocol": "UDP"},
+                            {"name": "dns-tcp", "port": 53, "protocol": "TCP"}]}},
+    ]
