@@ -30,6 +30,7 @@ import json
 import os
 import shutil
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -103,7 +104,10 @@ class RealNode:
         self.cache = cache
         self.workdir = cluster.workdir / "node"
         self.images = image_names(cache)
-        self.socket = self.workdir / "containerd" / "containerd.sock"
+        # containerd's sockets in a short directory of their own: a unix socket path has at most 104
+        # bytes, fewer than a test's work directory may take
+        self.socket_dir = Path(tempfile.mkdtemp(prefix="aipo-"))
+        self.socket = self.socket_dir / "containerd.sock"
         self.before: HostState | None = None
         self.leftovers: list[str] = []
         self.ready_seconds = 0.0
@@ -327,6 +331,7 @@ class RealNode:
         for cgroup in sorted(after.cgroups - before.cgroups):
             _remove_cgroup(Path("/sys/fs/cgroup", cgroup))
         shutil.rmtree(self.workdir, ignore_errors=True)
+        shutil.rmtree(self.socket_dir, ignore_errors=True)
         self.leftovers = before.differences(HostState.capture())
         if self.leftovers:
             raise ServiceError("the real node left host state behind:\n  " + "\n  ".join(self.leftovers))

@@ -71,14 +71,15 @@ def test_site_seeds_a_real_claim_and_the_pod_serves_it_without_pulling(cluster, 
     assert any(path.endswith("library/tiny/latest") for path in manifests), manifests
     assert any(path.endswith("library/tiny/latest-t2") for path in manifests), manifests
 
-    # it pulled nothing: every blob the registry's CDN served went to the seed Job's pod
+    # it pulled nothing: the registry and its CDN served the seed Job's pod (and the preflight, which
+    # reads the model's header from the controller), never the server's pod
     server_ip = pod["status"]["podIP"]
     seeder_ips = {p["status"].get("podIP") for p in seeders} - {None}
-    cdn_log = (node_registry.workdir / "cdn" / "access.log").read_text()
-    cdn = [line for line in cdn_log.splitlines() if "/blobs/" in line]
-    assert cdn and {line.split()[0] for line in cdn} <= seeder_ips, cdn
-    registry_log = (node_registry.workdir / "registry.log").read_text()
-    assert server_ip not in registry_log and all(server_ip != line.split()[0] for line in cdn)
+    cdn = [line.split()[0] for line in (node_registry.workdir / "cdn" / "access.log").read_text().splitlines()
+           if "/blobs/" in line]
+    assert seeder_ips & set(cdn), cdn
+    registry_clients = re.findall(r'remoteaddr="([0-9.]+):', (node_registry.workdir / "registry.log").read_text())
+    assert server_ip not in cdn and server_ip not in registry_clients, (server_ip, cdn, set(registry_clients))
 
     # inference_check answered through the Service and through the gateway pod, by DNS name
     assert f"direct ({DIRECT_URL})" in run.said or f"direct: healthy, model {served}" in run.said
@@ -113,9 +114,13 @@ def test_diagnose_probes_from_a_real_pod_and_judges_the_service_healthy(cluster,
     run = run_on_node("diagnose.yml")
 
     assert run.returncode == 0, run.output[-6000:]
-    said = run.said
-    assert "healthy: pull_stall, oom_killed, pvc_pending, gateway_timeout, model_missing" in said, said[-3000:]
-    assert f"evidence: probe direct {DIRECT_URL} from pod {RELEASE}-diagnose-probe-" in said
-    assert f"evidence: probe agent-gateway {GATEWAY_URL} from pod {RELEASE}-diagnose-probe-" in said
+    assert "healthy: pull_stall, oom_killed, pvc_pending, gateway_timeout, model_missing" in run.said, run.said[-3000:]
+    # both probes (direct and through the gateway) ran in the probe pod, a real container on the node
+    assert "item=direct " in run.output and "item=agent-gateway " in run.output
+    events = [event for event in cluster.get("v1", "Event", namespace=NAMESPACE)["items"]
+              if event["involvedObject"]["name"].startswith(f"{RELEASE}-diagnose-probe-")]
+    reasons = {event["reason"]: event for event in events}
+    assert NODE_NAME in reasons["Scheduled"]["message"], events
+    assert reasons["Started"]["source"].get("host", reasons["Started"].get("reportingInstance")) == NODE_NAME, events
     release = cluster.get(*HELMRELEASE, RELEASE, FLUX)
     assert is_ready(release), condition(release)
