@@ -10,6 +10,8 @@ the events of both namespaces, the Service's endpoints, and the inference probes
 
 from __future__ import annotations
 
+import re
+
 from .k8s_status import claim_warnings, condition, event_line, pod_cause, pod_line, recent_events
 
 RUNBOOKS = (
@@ -48,14 +50,29 @@ def _pvc(claim: dict | None, classes: list, events: list, names: dict) -> dict:
                     "check the storage class's provisioner and free volumes (kubectl get pv,storageclass)")
 
 
-def _oom(pods: list, names: dict) -> dict:
+# What Ollama answers when the kernel killed its model runner: the runner ended without a word of its
+# own (a crash says why, e.g. "...terminated: error loading model ..."), or died while it served.
+_RUNNER_KILLED = re.compile(
+    r"runner process has terminated(?::\s*(?:signal: killed|%!w\((?:<nil>|\\u003cnil\\u003e)\)))?(?=[\"'}\s]|$)"
+    r"|model runner has unexpectedly stopped")
+
+
+def _oom(pods: list, probes: list, names: dict) -> dict:
+    fix = (f"raise ollama_flux_memory_limit above the model's need ({names['memory_need']})"
+           if names.get("memory_need") else "raise ollama_flux_memory_limit to the model's weights plus its KV cache")
     for pod in pods:
         found = pod_cause(pod)
         if found and found[0] == "oom_killed":
-            return _verdict("oom_killed", "failing", found[1], [pod_line(pod)],
-                            f"raise ollama_flux_memory_limit above the model's need ({names['memory_need']})"
-                            if names.get("memory_need") else
-                            "raise ollama_flux_memory_limit to the model's weights plus its KV cache")
+            return _verdict("oom_killed", "failing", found[1], [pod_line(pod)], fix)
+    # The kernel kills the largest process of a container over its limit: the runner loading the model.
+    # Where it kills only that process (cgroup v1 nodes, or a kubelet with singleProcessOOMKill) the
+    # server lives on, the pod shows no OOMKilled, and only the answer to a request tells.
+    killed = [p for p in probes if not p.get("healthy") and _RUNNER_KILLED.search(str(p.get("reason", "")))]
+    if killed:
+        return _verdict("oom_killed", "failing",
+                        f"Ollama's model runner was killed while it loaded or ran {names.get('model', 'the model')}: "
+                        "the container's memory limit is below what the model needs (where the kernel kills only "
+                        "the runner, the pod shows no OOMKilled)", [_probe_line(p) for p in killed], fix)
     return _verdict("oom_killed", "ok", "no container of the Ollama pods was OOMKilled")
 
 
@@ -160,5 +177,5 @@ def verdicts(release=None, pods=None, claim=None, classes=None, events=None, end
     # a probe is an ollama_health result; from a loop, its endpoint (name, url) is its item
     probes = [{**p, **{k: v for k, v in (p.get("item") or {}).items() if k in ("name", "url")}} for p in probes or []]
     events = recent_events(events or [], since)
-    return [_stall(release, pods, events, names), _oom(pods, names), _pvc(claim, classes, events, names),
+    return [_stall(release, pods, events, names), _oom(pods, probes, names), _pvc(claim, classes, events, names),
             _gateway(probes, endpoints, names), _model(probes, pods, names)]

@@ -104,13 +104,15 @@ class RealNode:
         self.cache = cache
         self.workdir = cluster.workdir / "node"
         self.images = image_names(cache)
-        # containerd's sockets in a short directory of their own: a unix socket path has at most 104
-        # bytes, fewer than a test's work directory may take
-        self.socket_dir = Path(tempfile.mkdtemp(prefix="aipo-"))
-        self.socket = self.socket_dir / "containerd.sock"
+        # containerd's sockets go to a short directory of their own (claim_address): a unix socket
+        # path has at most 104 bytes, fewer than a test's work directory may take
+        self.socket_dir: Path | None = None
+        self.socket = Path()
         self.before: HostState | None = None
         self.leftovers: list[str] = []
+        # containerd's start to the node's system pods Ready; the kubelet's start to its Node Ready
         self.ready_seconds = 0.0
+        self.kubelet_ready_seconds = 0.0
 
     # ---- host network -------------------------------------------------------------------------
     def claim_address(self, stack: contextlib.ExitStack) -> None:
@@ -121,6 +123,8 @@ class RealNode:
                                "real node is running, or one was killed before it cleaned up (ip link del them)")
         stack.callback(self.restore_host)
         self.workdir.mkdir(parents=True, exist_ok=True)
+        self.socket_dir = Path(tempfile.mkdtemp(prefix="aipo-"))
+        self.socket = self.socket_dir / "containerd.sock"
         _run(["ip", "link", "add", NODE_LINK, "type", "veth", "peer", "name", f"{NODE_LINK}-p"])
         _run(["ip", "link", "set", NODE_LINK, "up"])
         _run(["ip", "link", "set", f"{NODE_LINK}-p", "up"])
@@ -132,14 +136,16 @@ class RealNode:
         started = time.monotonic()
         self._write_configs()
         self._start_containerd(stack)
+        kubelet_started = time.monotonic()
         self._start_kubelet(stack)
         self.cluster.wait_for(f"node {NODE_NAME} Ready", self._node_ready, timeout=90)
-        self.ready_seconds = time.monotonic() - started
+        self.kubelet_ready_seconds = time.monotonic() - kubelet_started
         self.cluster._spawn("kube-proxy", [self.bin / "kube-proxy", f"--config={self.workdir / 'kube-proxy.yaml'}",
                                            "-v=1"])
         self.cluster.apply(*network_policy_enforcer(self.images["kube-network-policies"]),
                            *cluster_dns(self.images["coredns"]), *self._local_volumes())
         self.cluster.wait_for("kube-network-policies and CoreDNS Ready", self._system_pods_ready, timeout=120)
+        self.ready_seconds = time.monotonic() - started
 
     def _write_configs(self) -> None:
         w, pki = self.workdir, self.cluster.pki
@@ -331,7 +337,8 @@ class RealNode:
         for cgroup in sorted(after.cgroups - before.cgroups):
             _remove_cgroup(Path("/sys/fs/cgroup", cgroup))
         shutil.rmtree(self.workdir, ignore_errors=True)
-        shutil.rmtree(self.socket_dir, ignore_errors=True)
+        if self.socket_dir:
+            shutil.rmtree(self.socket_dir, ignore_errors=True)
         self.leftovers = before.differences(HostState.capture())
         if self.leftovers:
             raise ServiceError("the real node left host state behind:\n  " + "\n  ".join(self.leftovers))

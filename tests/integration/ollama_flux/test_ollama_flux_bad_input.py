@@ -21,6 +21,8 @@ CASES = {
     "cpu-newline": ({"ollama_flux_cpu_limit": "2\n"}, "ollama_flux_cpu_limit"),
     "memory-newline": ({"ollama_flux_memory_limit": "52Gi\n"}, "ollama_flux_memory_limit"),
     "keep-alive-newline": ({"ollama_flux_keep_alive": "5m\n"}, "ollama_flux_keep_alive"),
+    "mount-path-relative": ({"ollama_flux_mount_path": "root/.ollama"}, "ollama_flux_mount_path is 'root/.ollama'"),
+    "mount-path-blank": ({"ollama_flux_mount_path": "/data/ollama store"}, "ollama_flux_mount_path"),
 }
 
 

@@ -74,6 +74,33 @@ def test_oom_killed_container_with_restarts():
     assert "ollama_flux_memory_limit" in verdicts["oom_killed"]["fix"]
 
 
+@pytest.mark.parametrize("reason", [
+    # Ollama 0.18.3 when the kernel killed the runner loading the model (seen on the test cluster's real node)
+    'generate: HTTP 500: {"error":"llama runner process has terminated: %!w(<nil>)"}',
+    'generate: HTTP 500: {"error":"llama runner process has terminated: %!w(\\u003cnil\\u003e)"}',
+    "generate: llama runner process has terminated: signal: killed",
+    "generate: model runner has unexpectedly stopped, this may be due to resource limitations or an internal error",
+])
+def test_a_runner_killed_while_the_pod_runs_on_is_an_oom(reason):
+    killed = probe("direct", healthy=False, passed=("reachable", "version", "model"), failed_level="generate",
+                   reason=reason)
+    verdicts = by_runbook({**HEALTHY, "probes": [killed, probe("agent-gateway")],
+                           "names": {**NAMES, "memory_need": "about 180 MiB"}})
+    verdict = verdicts["oom_killed"]
+    assert verdict["status"] == "failing"
+    assert "model runner was killed while it loaded or ran qwen2.5:72b-t2" in verdict["cause"]
+    assert "pod shows no OOMKilled" in verdict["cause"]
+    assert verdict["fix"] == "raise ollama_flux_memory_limit above the model's need (about 180 MiB)"
+    assert verdict["evidence"] == [f"probe direct http://direct:11434: passed reachable, version, model; "
+                                   f"failed at generate: {reason}"]
+
+
+def test_a_runner_that_says_why_it_ended_is_no_oom():
+    crashed = probe("direct", healthy=False, passed=("reachable", "version", "model"), failed_level="generate",
+                    reason="generate: llama runner process has terminated: error loading model: unknown architecture")
+    assert by_runbook({**HEALTHY, "probes": [crashed]})["oom_killed"]["status"] == "ok"
+
+
 def test_a_startup_pull_hook_is_the_stall():
     verdict = by_runbook({**HEALTHY, "pods": [pod(post_start=True)]})["pull_stall"]
     assert verdict["status"] == "failing" and "postStart" in verdict["cause"]
