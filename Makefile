@@ -49,8 +49,15 @@ sanity:
 unit:
 	$(ENV) pytest -q tests/unit
 
+# Two pytest sessions side by side: the tests on the test cluster (and its real node; one per machine)
+# mostly wait on controllers and pods while the others mostly compute. The cluster's output follows.
+CLUSTER_TESTS := tests/integration/cluster tests/integration/real_node tests/integration/services/test_cluster_exec.py
 integration:
-	$(ENV) pytest -q tests/integration
+	@mkdir -p build
+	@$(ENV) { pytest -q $(CLUSTER_TESTS) > build/integration-cluster.log 2>&1; echo $$? > build/integration-cluster.rc; } & \
+	  $(ENV) pytest -q $(addprefix --ignore=,$(CLUSTER_TESTS)) tests/integration; rc=$$?; wait; \
+	  echo "==> pytest -q $(CLUSTER_TESTS)"; cat build/integration-cluster.log; \
+	  exit $$(( rc || $$(cat build/integration-cluster.rc) ))
 
 # The sanity and unit tests again on the oldest ansible-core meta/runtime.yml claims, in .venv-oldest
 # (requirements-oldest.txt, installed by `make setup`); tests/oldest_core.py stands in for the test

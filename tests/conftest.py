@@ -188,6 +188,9 @@ def pytest_runtest_makereport(item, call):
     return report
 
 
+# last: after pytest's own sessionfinish, which tears down the session's fixtures when a run was
+# interrupted (else the services would be killed here before their fixtures could stop them in order)
+@pytest.hookimpl(trylast=True)
 def pytest_sessionfinish(session, exitstatus):
     """No test may leave a service process behind: fail the run if one survived its fixture."""
     shutil.rmtree(_IMPORT_ROOT, ignore_errors=True)

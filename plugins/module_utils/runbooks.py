@@ -134,6 +134,11 @@ def _gateway(probes: list, endpoints: list | None, names: dict) -> dict:
                         f"{gateway.get('reason', '')}", [_probe_line(direct), _probe_line(gateway)],
                         "check the NetworkPolicy admits the gateway's namespace "
                         "(ollama_flux_networkpolicy_namespaces) and the gateway's route and timeout")
+    if direct and gateway.get("failed_level") == direct.get("failed_level"):
+        # the gateway passes on Ollama's own failure: nothing to judge about the gateway until that is fixed
+        return _verdict("gateway_timeout", "unknown", f"Ollama fails directly too, at the same level "
+                        f"({direct.get('failed_level')}): the gateway passes that failure on",
+                        [_probe_line(p) for p in (direct, gateway)], "fix the direct path first (the other verdicts)")
     return _verdict("gateway_timeout", "failing", f"inference fails through the gateway: {gateway.get('reason', '')}",
                     [_probe_line(p) for p in (direct, gateway) if p], "fix the direct path first (the other verdicts)")
 

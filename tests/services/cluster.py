@@ -1,10 +1,15 @@
 """A real Kubernetes control plane and real Flux controllers, as local processes.
 
-etcd, kube-apiserver, kube-controller-manager and kube-scheduler are the real ones; kwok stands in
-for the kubelets (it marks its nodes Ready, scheduled pods Running/Ready and Job pods Succeeded,
+etcd, kube-apiserver, kube-controller-manager and kube-scheduler are the real ones; kwok fakes the
+kubelets of its nodes (it marks them Ready, scheduled pods Running/Ready and Job pods Succeeded,
 without a container runtime); source-controller, helm-controller and kustomize-controller are Flux's
 own. Claims bind to pre-made PersistentVolumes, and a local Helm repository (nginx) serves the real
 `ollama` chart 1.53.0. Everything listens on 127.0.0.1 and lives in one work directory.
+
+`with_real_node=True` adds a real node beside kwok's (real_node.py: kubelet, containerd, CNI,
+kube-proxy, CoreDNS, NetworkPolicy enforcement; root only, one per machine). The apiserver then
+listens on the node's address instead of 127.0.0.1, where the node's pods reach it, and kwok manages
+only the nodes annotated as its own.
 
 kwok runs `kubectl exec` commands on this host: an exec into any container of any pod (kubectl, the
 Kubernetes client's exec stream, kubernetes.core.k8s_exec) runs the command as a process of this

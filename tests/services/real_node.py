@@ -320,6 +320,9 @@ class RealNode:
         """Remove what the node added to the host and set back what it changed; what still differs
         from the state captured before the node started is kept in self.leftovers and raised."""
         before = self.before
+        # whatever still runs in the cgroups the node made (a container whose shim was killed before
+        # containerd could delete it, after an interrupt): its pods' network namespaces live as long as it
+        self._kill_cgroup_members(before)
         after = HostState.capture()
         for link in (BRIDGE, NODE_LINK):
             if link in after.links:
@@ -342,6 +345,29 @@ class RealNode:
         self.leftovers = before.differences(HostState.capture())
         if self.leftovers:
             raise ServiceError("the real node left host state behind:\n  " + "\n  ".join(self.leftovers))
+
+    @staticmethod
+    def _kill_cgroup_members(before: HostState) -> None:
+        cgroups = HostState.capture().cgroups - before.cgroups
+
+        def members() -> set:
+            pids = set()
+            for cgroup in cgroups:
+                for procs in Path("/sys/fs/cgroup", cgroup).rglob("cgroup.procs"):
+                    with contextlib.suppress(OSError):
+                        pids.update(int(pid) for pid in procs.read_text().split())
+            return pids
+
+        deadline = time.monotonic() + 10
+        while (pids := members()) and time.monotonic() < deadline:
+            for pid in pids:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, 9)
+            time.sleep(0.2)
+        # a pod's veth goes with its network namespace, once the last process in it is gone
+        while any(link.startswith("veth") for link in HostState.capture().links - before.links) \
+                and time.monotonic() < deadline:
+            time.sleep(0.2)
 
     @staticmethod
     def _remove_kube_chains(before: HostState) -> None:

@@ -1,9 +1,11 @@
 """Playbooks in apply mode against the session's real cluster (tests/services/cluster.py).
 
-The inventory beside this file is the prod inventory (its group_vars are linked) pointed at the
-cluster's Helm repository, the session's registry (the tiny model) and its real Ollama, which stands
-in for the pod kwok cannot run: it serves the thread-aligned model the pod's init container would
-create, so inference_check probes real inference at the end of site.yml.
+These are the Flux mechanics on kwok's nodes: check mode, upgrades, remediation, failed seeds and
+claims, node labels, the preflight against nodes of any size. The inventory beside this file is the
+prod inventory (its group_vars are linked) pointed at the cluster's Helm repository and the session's
+registry (the tiny model). kwok runs no containers, so for site.yml's last stage the session's real
+Ollama stands in for the pod, serving the thread-aligned model its init container would create. The
+service itself, running, is tested on the cluster's real node (tests/integration/real_node).
 """
 
 from __future__ import annotations
@@ -33,6 +35,30 @@ def condition(obj: dict | None, kind: str = "Ready") -> dict:
 
 def is_ready(obj: dict | None) -> bool:
     return condition(obj).get("status") == "True"
+
+
+KUSTOMIZATION = ("kustomize.toolkit.fluxcd.io/v1", "Kustomization")
+GITREPOSITORY = ("source.toolkit.fluxcd.io/v1", "GitRepository")
+
+
+def bootstrap_flux(cluster, flux_namespace: str, url: str) -> None:
+    """What `flux bootstrap` leaves for a stage's tree: the GitRepository flux-system on url and the
+    Kustomization of clusters/stages/prod/services, in flux_namespace."""
+    cluster.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": flux_namespace}})
+    cluster.apply(
+        {"apiVersion": GITREPOSITORY[0], "kind": GITREPOSITORY[1],
+         "metadata": {"name": "flux-system", "namespace": flux_namespace},
+         "spec": {"interval": "1m", "url": url, "ref": {"branch": "main"}}},
+        {"apiVersion": KUSTOMIZATION[0], "kind": KUSTOMIZATION[1],
+         "metadata": {"name": "services", "namespace": flux_namespace},
+         "spec": {"interval": "10m", "path": "./clusters/stages/prod/services", "prune": True,
+                  "sourceRef": {"kind": "GitRepository", "name": "flux-system"}}})
+
+
+def ready_in(cluster, kind: tuple, name: str, namespace: str):
+    """The object once Ready, else None (for cluster.wait_for)."""
+    obj = cluster.find(*kind, name, namespace)
+    return obj if is_ready(obj) else None
 
 
 @pytest.fixture(scope="session")

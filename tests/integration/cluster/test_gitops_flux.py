@@ -5,13 +5,20 @@ waits for the seed Job's (dependsOn)."""
 
 from __future__ import annotations
 
-from tests.integration.cluster.conftest import HELMRELEASE, INVENTORY, condition, is_ready
+from tests.integration.cluster.conftest import (
+    GITREPOSITORY,
+    HELMRELEASE,
+    INVENTORY,
+    KUSTOMIZATION,
+    bootstrap_flux,
+    condition,
+    is_ready,
+    ready_in,
+)
 from tests.playbook import role_objects
 
 FLUX = "flux-gitops"
 APP = "ollama-gitops"
-KUSTOMIZATION = ("kustomize.toolkit.fluxcd.io/v1", "Kustomization")
-GITREPOSITORY = ("source.toolkit.fluxcd.io/v1", "GitRepository")
 # Flux objects and the application in namespaces of their own, so this test shares nothing with the
 # apply-mode release of test_site_apply.py
 NAMES = {"ollama_flux_flux_namespace": FLUX, "model_cache_gitops_flux_namespace": FLUX,
@@ -25,21 +32,14 @@ def test_flux_applies_the_rendered_tree_with_the_values_of_apply_mode(
     assert render.returncode == 0, render.output[-6000:]
     url, commit = git_server.publish("fleet", tree, "ollama: prod")
 
-    cluster.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": FLUX}})
-    cluster.apply(
-        {"apiVersion": GITREPOSITORY[0], "kind": GITREPOSITORY[1],
-         "metadata": {"name": "flux-system", "namespace": FLUX},
-         "spec": {"interval": "1m", "url": url, "ref": {"branch": "main"}}},
-        {"apiVersion": KUSTOMIZATION[0], "kind": KUSTOMIZATION[1],
-         "metadata": {"name": "services", "namespace": FLUX},
-         "spec": {"interval": "10m", "path": "./clusters/stages/prod/services", "prune": True,
-                  "sourceRef": {"kind": "GitRepository", "name": "flux-system"}}})
+    bootstrap_flux(cluster, FLUX, url)
 
-    source = cluster.wait_for("GitRepository Ready", lambda: _ready(cluster, GITREPOSITORY, "flux-system"), 120)
+    source = cluster.wait_for("GitRepository Ready",
+                              lambda: ready_in(cluster, GITREPOSITORY, "flux-system", FLUX), 120)
     assert source["status"]["artifact"]["revision"] == f"main@sha1:{commit}"
     seed = cluster.wait_for("seed Kustomization Ready",
-                            lambda: _ready(cluster, KUSTOMIZATION, "ollama-model-cache"), 240)
-    ollama = cluster.wait_for("ollama Kustomization Ready", lambda: _ready(cluster, KUSTOMIZATION, APP), 300)
+                            lambda: ready_in(cluster, KUSTOMIZATION, "ollama-model-cache", FLUX), 240)
+    ollama = cluster.wait_for("ollama Kustomization Ready", lambda: ready_in(cluster, KUSTOMIZATION, APP, FLUX), 300)
 
     assert ollama["spec"]["dependsOn"] == [{"name": "ollama-model-cache"}]
     assert condition(ollama)["lastTransitionTime"] >= condition(seed)["lastTransitionTime"]
@@ -53,7 +53,3 @@ def test_flux_applies_the_rendered_tree_with_the_values_of_apply_mode(
     assert release["spec"]["values"] == applied["spec"]["values"]
     assert release["spec"]["chart"]["spec"]["version"] == applied["spec"]["chart"]["spec"]["version"]
 
-
-def _ready(cluster, kind: tuple, name: str):
-    obj = cluster.find(*kind, name, FLUX)
-    return obj if is_ready(obj) else None

@@ -30,4 +30,4 @@ def test_a_node_that_does_not_exist_is_named_with_the_nodes_there_are(run_on_clu
     run = run_on_cluster("tune_nodes.yml", labels_vars("inference-7", tmp_path), *LABELS_ONLY)
     assert run.returncode != 0
     assert "Node inference-7 (node_tuning_k8s_node_name) does not exist in the cluster; it has " \
-           "kwok-failing-node, kwok-node-0, kwok-node-1" in run.said, run.output[-4000:]
+           "aiplatform-real-node, kwok-failing-node, kwok-node-0, kwok-node-1" in run.said, run.output[-4000:]

@@ -63,7 +63,8 @@ def test_claim_with_a_missing_storage_class_is_named_and_replaced_once_fixed(clu
     assert diagnosed.returncode != 0
     said = diagnosed.said
     assert "RUNBOOK PersistentVolumeClaim stuck in Pending" in said, diagnosed.output[-6000:]
-    assert "its storage class 'no-such-class' does not exist (the cluster has none)" in said
+    # the only class is the real node's (tests/services/real_node.py)
+    assert "its storage class 'no-such-class' does not exist (the cluster has aiplatform-real-node-local)" in said
     assert "fix: set model_cache_storage_class to an existing class" in said
 
     # check mode says what the fix would do, and does nothing (the claim's class is immutable)

@@ -6,14 +6,7 @@ The tests run in file order and share the release they build, as a user's succes
 
 from __future__ import annotations
 
-import contextlib
-import socket
-
-import pytest
-
 from tests.integration.cluster.conftest import HELMCHART, HELMRELEASE, HELMREPOSITORY, condition, is_ready
-from tests.services.nginx import nginx
-from tests.services.process import free_port
 
 NAMESPACE = "ollama"
 FLUX = "flux-system"
@@ -108,94 +101,3 @@ def test_failed_upgrade_names_the_cause_and_a_plain_rerun_recovers(cluster, run_
     # the selector removed leaves no trace in the stored values, so nothing differs on the next run
     settled = run_on_cluster("deploy.yml", RAISED)
     assert settled.returncode == 0 and settled.recap["changed"] == 0, settled.output[-6000:]
-
-
-def test_verify_alone_probes_the_model_clients_are_served(run_on_cluster, served_model):
-    run = run_on_cluster("verify.yml")
-
-    assert run.returncode == 0, run.output[-6000:]
-    assert f"direct: healthy, model {served_model}" in run.said, run.output[-3000:]
-
-
-def test_diagnose_judges_the_converged_service_healthy_in_one_line(run_on_cluster):
-    # the model it probes is the served (thread-aligned) one, derived from the inventory as deploy does
-    run = run_on_cluster("diagnose.yml", RAISED)
-
-    assert run.returncode == 0, run.output[-6000:]
-    said = run.said
-    assert "healthy: pull_stall, oom_killed, pvc_pending, model_missing; not judged: no probe through the Agent " \
-           "Gateway was configured" in said, run.output[-3000:]
-    assert "RUNBOOK" not in run.output
-    assert run.recap["changed"] == 0
-
-
-@contextlib.contextmanager
-def _silent_upstream():
-    """A port that accepts connections and never answers: an upstream that hangs."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        sock.listen(16)
-        yield sock.getsockname()[1]
-
-
-@contextlib.contextmanager
-def _gateway(tmp_path, upstream_port: int):
-    """A real reverse proxy (nginx) standing in for the Agent Gateway, with a short upstream timeout."""
-    port = free_port()
-    server = (f"    listen 127.0.0.1:{port};\n"
-              "    location = /gateway-ready { return 200; }\n"
-              f"    location / {{ proxy_pass http://127.0.0.1:{upstream_port}; proxy_read_timeout 2s;"
-              " proxy_connect_timeout 2s; }\n")
-    with nginx("agent-gateway", tmp_path, server, ready_url=f"http://127.0.0.1:{port}/gateway-ready"):
-        yield f"http://127.0.0.1:{port}"
-
-
-@pytest.mark.parametrize("upstream", ["dead", "hanging"])
-def test_diagnose_blames_the_gateway_when_ollama_answers_directly(cluster, run_on_cluster, ollama, tmp_path, upstream):
-    with contextlib.ExitStack() as stack:
-        port = stack.enter_context(_silent_upstream()) if upstream == "hanging" else free_port()
-        gateway = {"name": "agent-gateway", "url": stack.enter_context(_gateway(tmp_path, port))}
-        if upstream == "hanging":
-            # a token on the gateway's endpoint, as kagent's route may need: that probe runs from the
-            # controller (a token has no place on a pod's command line) and stays out of verbose output
-            gateway["api_key"] = "diagnose-token"
-        endpoints = [{"name": "direct", "url": ollama.url}, gateway]
-        run = run_on_cluster("diagnose.yml", {**RAISED, "diagnose_endpoints": endpoints, "diagnose_probe_timeout": 10},
-                             "-v")
-
-    said = run.said
-    assert run.returncode != 0 and run.recap["failed"] == 1
-    assert "diagnose-token" not in run.output
-    assert "1 runbook(s) apply: inference requests timing out through the Agent Gateway: Ollama answers " \
-           "directly but not through the gateway" in said, run.output[-3000:]
-    assert ("502" if upstream == "dead" else "504") in said
-    assert "Fix: check the NetworkPolicy admits the gateway's namespace" in said
-    # the direct probe ran in a pod carrying the NetworkPolicy's labels (kwok runs its exec here), and
-    # the pod is gone again
-    assert f"evidence: probe direct {ollama.url} from pod ollama-diagnose-probe-" in said
-    if upstream == "dead":
-        assert f"evidence: probe agent-gateway {gateway['url']} from pod ollama-diagnose-probe-" in said
-    assert not [pod for pod in cluster.get("v1", "Pod", namespace=NAMESPACE)["items"]
-                if "diagnose-probe" in pod["metadata"]["name"] and not pod["metadata"].get("deletionTimestamp")]
-
-
-def test_verify_diagnoses_a_failing_gateway_before_it_fails(run_on_cluster, ollama, tmp_path):
-    with _gateway(tmp_path, free_port()) as gateway:
-        endpoints = [{"name": "direct", "url": ollama.url}, {"name": "agent-gateway", "url": gateway}]
-        run = run_on_cluster("verify.yml", {"inference_check_endpoints": endpoints})
-
-    said = run.said
-    assert run.returncode != 0 and run.recap["failed"] == 1
-    assert "RUNBOOK inference requests timing out through the Agent Gateway" in said, run.output[-3000:]
-    assert "cause: Ollama answers directly but not through the gateway" in said
-    assert f"agent-gateway ({gateway}) failed at level" in said
-
-
-def test_diagnose_names_a_model_missing_from_the_store_and_its_fix(run_on_cluster):
-    run = run_on_cluster("diagnose.yml", {**RAISED, "diagnose_model": "never-seeded:latest"})
-
-    said = run.said
-    assert run.returncode != 0 and run.recap["failed"] == 1
-    assert "1 runbook(s) apply: model not available after pod reschedule: never-seeded:latest is not in the " \
-           "served store" in said, run.output[-3000:]
-    assert "Fix: seed it (seed_models.yml)" in said

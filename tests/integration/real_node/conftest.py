@@ -19,7 +19,7 @@ import pytest
 from tests.conftest import _attached
 from tests.playbook import PlaybookRun, run_playbook
 from tests.services.cluster import bin_dir
-from tests.services.real_node import NODE_IP, NODE_SELECTOR, SERVICES_IP, TOLERATION, pod_ready
+from tests.services.real_node import CLUSTER_DNS, NODE_IP, NODE_SELECTOR, SERVICES_IP, TOLERATION, pod_ready
 from tests.services.registry import PublishedModel, Registry
 
 INVENTORY = Path(__file__).resolve().parent / "inventory"
@@ -35,7 +35,7 @@ CONTROLLER_POD = "ansible-controller"
 GATEWAY_CONF = f"""\
 server {{
   listen 9080;
-  resolver 10.96.0.10 valid=5s;
+  resolver {CLUSTER_DNS} valid=5s;
   set $ollama {DIRECT_URL};
   location / {{
     proxy_pass $ollama;

@@ -3,13 +3,18 @@ volume in a real container, the chart's pod starts on it without pulling, serves
 model, and answers through the Agent Gateway by DNS name; the NetworkPolicy admits the gateway and
 refuses the rest; diagnose probes from a real pod.
 
+Then real OOM kills from memory limits that do not fit, and what the playbooks say about them.
 The tests run in file order and share the release the first one builds, as a user's runs would.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
+import socket
+
+import pytest
 
 from tests.integration.cluster.conftest import HELMRELEASE, condition, is_ready
 from tests.integration.real_node.conftest import (
@@ -20,11 +25,12 @@ from tests.integration.real_node.conftest import (
     NAMESPACE,
     RELEASE,
     namespace,
+    on_node,
     pod_exec,
     tools_pod,
     wait_pod_ready,
 )
-from tests.services.real_node import NODE_NAME, pod_ready
+from tests.services.real_node import CLUSTER_DNS, NODE_IP, NODE_NAME, STORAGE_CLASS, pod_ready
 
 FLUX = "flux-system"
 OUTSIDER_NAMESPACE = "not-admitted"
@@ -84,6 +90,8 @@ def test_site_seeds_a_real_claim_and_the_pod_serves_it_without_pulling(cluster, 
     # inference_check answered through the Service and through the gateway pod, by DNS name
     assert f"direct ({DIRECT_URL})" in run.said or f"direct: healthy, model {served}" in run.said
     assert f"agent-gateway: healthy, model {served}" in run.said, run.said[-4000:]
+    # and the parallel requests of kagent's fan-out went through the gateway pod
+    assert f"concurrency through agent-gateway ({GATEWAY_URL})" in run.said, run.said[-4000:]
 
     again = run_on_node("site.yml")
     assert again.returncode == 0, again.output[-8000:]
@@ -124,3 +132,203 @@ def test_diagnose_probes_from_a_real_pod_and_judges_the_service_healthy(cluster,
     assert reasons["Started"]["source"].get("host", reasons["Started"].get("reportingInstance")) == NODE_NAME, events
     release = cluster.get(*HELMRELEASE, RELEASE, FLUX)
     assert is_ready(release), condition(release)
+
+
+@contextlib.contextmanager
+def _silent_upstream():
+    """A port on the node's address that accepts connections and never answers: an upstream that hangs."""
+    with socket.socket() as sock:
+        sock.bind((NODE_IP, 0))
+        sock.listen(16)
+        yield f"http://{NODE_IP}:{sock.getsockname()[1]}"
+
+
+@contextlib.contextmanager
+def _broken_gateway(cluster, node, upstream: str):
+    """A second gateway pod in the gateway's namespace (so the NetworkPolicy admits it), proxying to
+    upstream with short timeouts: its URL by DNS name. Gone again afterwards."""
+    name, labels = "broken-gateway", {"app.kubernetes.io/name": "broken-gateway"}
+    # resolved per request: a dead upstream's name need not resolve for nginx to start
+    conf = (f"server {{ listen 9080; resolver {CLUSTER_DNS} valid=5s; set $upstream {upstream};"
+            " location / { proxy_pass $upstream; proxy_read_timeout 2s; proxy_connect_timeout 2s; } }\n")
+    objects = [
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": GATEWAY_NAMESPACE},
+         "data": {"gateway.conf": conf}},
+        {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name, "namespace": GATEWAY_NAMESPACE},
+         "spec": {"replicas": 1, "selector": {"matchLabels": labels}, "template": {
+             "metadata": {"labels": labels},
+             "spec": on_node({"containers": [{
+                 "name": "proxy", "image": node.images["gateway"], "imagePullPolicy": "IfNotPresent",
+                 "readinessProbe": {"tcpSocket": {"port": 9080}, "periodSeconds": 1},
+                 "volumeMounts": [{"name": "conf", "mountPath": "/etc/nginx/conf.d"}]}],
+                 "volumes": [{"name": "conf", "configMap": {"name": name}}]})}}},
+        {"apiVersion": "v1", "kind": "Service", "metadata": {"name": name, "namespace": GATEWAY_NAMESPACE},
+         "spec": {"selector": labels, "ports": [{"name": "http", "port": 9080}]}},
+    ]
+    cluster.apply(*objects)
+    try:
+        cluster.wait_for("broken gateway available", lambda: (cluster.get(
+            "apps/v1", "Deployment", name, GATEWAY_NAMESPACE).get("status") or {}).get("availableReplicas"))
+        yield f"http://{name}.{GATEWAY_NAMESPACE}.svc.cluster.local:9080"
+    finally:
+        for obj in reversed(objects):
+            cluster.delete(obj["apiVersion"], obj["kind"], name, GATEWAY_NAMESPACE)
+
+
+@pytest.mark.parametrize("upstream", ["dead", "hanging"])
+def test_diagnose_blames_the_gateway_when_ollama_answers_directly(cluster, node, run_on_node, upstream):
+    with contextlib.ExitStack() as stack:
+        # dead: a Service with no pod behind it; hanging: a socket that never answers
+        target = (stack.enter_context(_silent_upstream()) if upstream == "hanging"
+                  else f"http://{RELEASE}-nobody.{NAMESPACE}.svc.cluster.local:11434")
+        gateway = {"name": "agent-gateway", "url": stack.enter_context(_broken_gateway(cluster, node, target))}
+        if upstream == "hanging":
+            # a token on the gateway's endpoint, as kagent's route may need: that probe runs from the
+            # controller (a token has no place on a pod's command line) and stays out of verbose output
+            gateway["api_key"] = "diagnose-token"
+        endpoints = [{"name": "direct", "url": DIRECT_URL}, gateway]
+        run = run_on_node("diagnose.yml", {"diagnose_endpoints": endpoints, "diagnose_probe_timeout": 10}, "-v")
+
+    said = run.said
+    assert run.returncode != 0 and run.recap["failed"] == 1
+    assert "diagnose-token" not in run.output
+    assert "1 runbook(s) apply: inference requests timing out through the Agent Gateway: Ollama answers " \
+           "directly but not through the gateway" in said, run.output[-3000:]
+    assert ("502" if upstream == "dead" else "504") in said
+    assert "Fix: check the NetworkPolicy admits the gateway's namespace" in said
+    # the direct probe ran in a probe pod on the node, which is gone again
+    assert f"evidence: probe direct {DIRECT_URL} from pod {RELEASE}-diagnose-probe-" in said
+    if upstream == "dead":
+        assert f"evidence: probe agent-gateway {gateway['url']} from pod {RELEASE}-diagnose-probe-" in said
+    assert not [pod for pod in cluster.get("v1", "Pod", namespace=NAMESPACE)["items"]
+                if "diagnose-probe" in pod["metadata"]["name"] and not pod["metadata"].get("deletionTimestamp")]
+
+
+def test_verify_diagnoses_a_failing_gateway_before_it_fails(cluster, node, run_on_node):
+    with _broken_gateway(cluster, node, f"http://{RELEASE}-nobody.{NAMESPACE}.svc.cluster.local:11434") as broken:
+        endpoints = [{"name": "direct", "url": DIRECT_URL}, {"name": "agent-gateway", "url": broken}]
+        run = run_on_node("verify.yml", {"inference_check_endpoints": endpoints})
+
+    said = run.said
+    assert run.returncode != 0 and run.recap["failed"] == 1
+    assert "RUNBOOK inference requests timing out through the Agent Gateway" in said, run.output[-3000:]
+    assert "cause: Ollama answers directly but not through the gateway" in said
+    assert f"agent-gateway ({broken}) failed at level" in said
+
+
+def test_diagnose_names_a_model_missing_from_the_store_and_its_fix(run_on_node):
+    run = run_on_node("diagnose.yml", {"diagnose_model": "never-seeded:latest"})
+
+    said = run.said
+    assert run.returncode != 0 and run.recap["failed"] == 1
+    assert "1 runbook(s) apply: model not available after pod reschedule: never-seeded:latest is not in the " \
+           "served store" in said, run.output[-3000:]
+    assert "Fix: seed it (seed_models.yml)" in said
+
+
+ANNOTATION = "node.aiplatform.io/memory-bandwidth"
+
+
+@pytest.fixture
+def unannotated_node(cluster):
+    """The real node, without node_tuning's labels and annotation after the test."""
+    yield
+    labels = cluster.get("v1", "Node", NODE_NAME)["metadata"].get("labels", {})
+    cluster.request("PATCH", f"/api/v1/nodes/{NODE_NAME}", {"metadata": {
+        "annotations": {ANNOTATION: None},
+        "labels": {key: None for key in labels if key.startswith("node.aiplatform.io/")}}},
+        "application/merge-patch+json")
+
+
+def test_bandwidth_measured_on_the_node_is_the_roofline_of_its_pod(cluster, run_on_node, unannotated_node, tmp_path):
+    verify = {"inference_check_level": "generate", "inference_check_concurrency": 0}
+    before = run_on_node("verify.yml", verify)
+    assert before.returncode == 0, before.output[-4000:]
+    assert (f"decode roofline not reported: the memory bandwidth is unknown (node {NODE_NAME} has no annotation "
+            f"{ANNOTATION})") in before.said, before.output[-4000:]
+
+    # node_tuning measures this machine, which is the node the pod runs on
+    tune = {"node_tuning_report_only": False, "node_tuning_labels_enabled": True,
+            "node_tuning_k8s_node_name": NODE_NAME, "ansible_become": False,
+            "node_tuning_facts_dir": str(tmp_path / "facts.d")}
+    first = run_on_node("tune_nodes.yml", tune, "--tags", "node_tuning_labels")
+    assert first.returncode == 0, first.output[-4000:]
+    annotated = cluster.get("v1", "Node", NODE_NAME)["metadata"]["annotations"][ANNOTATION]
+    assert annotated.isdigit() and int(annotated) > 0
+    again = run_on_node("tune_nodes.yml", tune, "--tags", "node_tuning_labels")
+    assert again.returncode == 0 and again.recap["changed"] == 0, again.output[-4000:]
+
+    after = run_on_node("verify.yml", verify)
+    assert after.returncode == 0, after.output[-4000:]
+    line = re.search(r"direct: decode ([\d.]+) tok/s is ([\d.]+) % of the roofline ([\d.]+) tok/s \(([\d.]+) GB/s / "
+                     rf"[\d.]+ MB read per token\); bandwidth \"(\d+)\" from the annotation {ANNOTATION} of node "
+                     rf"{NODE_NAME};", after.said)
+    assert line, after.output[-4000:]
+    assert line.group(5) == annotated
+
+
+# Real OOM kills, from memory limits below what Ollama needs (the kernel's OOM killer at the container's
+# memory cgroup limit, no stand-in). A limit below the server's own need: the container is OOMKilled as
+# it starts and deploy.yml names it. A limit above the server's need but below the model's: the pod is
+# Ready (a model loads on the first request), then the kernel kills the runner loading the model; on
+# cgroup v1 nodes, as this one, only that process dies and the pod shows no OOMKilled, so verify.yml
+# names it from Ollama's answer. Both leave the release as they found it.
+
+# the preflight would refuse these limits before anything is applied: the point is what happens
+# when a limit that does not fit reaches the cluster anyway (an estimate that was off, a model swapped)
+PAST_THE_PREFLIGHT = {"preflight_mode": "warn"}
+
+
+@pytest.fixture(scope="module")
+def larger_model(node_registry, model_factory):
+    """A 64 MiB model: its runner needs far more than the server's own ~20 MiB."""
+    return node_registry.push_model(model_factory.large(64, seed=1), name="library/larger", tag="latest")
+
+
+def test_a_limit_below_the_server_is_a_real_oomkill_that_deploy_names(cluster, run_on_node):
+    # an install of its own: a failed upgrade is rolled back (remediateLastFailure), and the rollback
+    # takes the failed pod, and the OOMKilled in its status, with it
+    name = "ollama-starved"
+    own = {"ollama_flux_release_name": name, "ollama_flux_namespace": name, "ollama_flux_namespace_create": True,
+           "ollama_flux_pvc_mode": "role", "ollama_flux_pvc_name": f"{name}-models",
+           "ollama_flux_storage_class": STORAGE_CLASS}
+    starved = {**PAST_THE_PREFLIGHT, **own, "ollama_flux_memory_limit": "8Mi", "ollama_flux_memory_request": "8Mi",
+               "ollama_flux_timeout": "45s", "ollama_flux_install_retries": 0}
+    try:
+        failed = run_on_node("deploy.yml", starved)
+
+        said = failed.said
+        assert failed.returncode != 0, failed.output[-6000:]
+        assert "was OOMKilled" in said, said[-6000:]
+        assert "raise ollama_flux_memory_limit" in said
+
+        diagnosed = run_on_node("diagnose.yml", {"diagnose_namespace": name, "diagnose_release_name": name,
+                                                 "diagnose_pvc_name": f"{name}-models", "diagnose_endpoints": []})
+        assert diagnosed.returncode != 0
+        assert "RUNBOOK OOMKilled during model loading" in diagnosed.said, diagnosed.said[-4000:]
+        assert "was OOMKilled" in diagnosed.said
+    finally:
+        cluster.delete(*HELMRELEASE, name, FLUX)
+        cluster.delete("v1", "Namespace", name)
+
+
+def test_a_limit_below_the_model_kills_its_runner_and_verify_names_it(cluster, run_on_node, larger_model):
+    seeded = run_on_node("seed_models.yml", {"model_cache_models": [larger_model.ref]})
+    assert seeded.returncode == 0, seeded.output[-6000:]
+    tight = {**PAST_THE_PREFLIGHT, "ollama_flux_model": larger_model.ref, "model_cache_models": [larger_model.ref],
+             "ollama_flux_memory_limit": "96Mi", "ollama_flux_memory_request": "96Mi"}
+
+    deployed = run_on_node("deploy.yml", tight)
+    assert deployed.returncode == 0, deployed.output[-6000:]  # Ready: nothing loads a model at start
+    verified = run_on_node("verify.yml", tight)
+
+    said = verified.said
+    assert verified.returncode != 0
+    assert "RUNBOOK OOMKilled during model loading" in said, said[-6000:]
+    assert f"model runner was killed while it loaded or ran {larger_model.ref}-t2" in said
+    assert "raise ollama_flux_memory_limit" in said
+
+    # the inventory as it was: the tiny model and its limit serve again
+    fixed = run_on_node("deploy.yml")
+    assert fixed.returncode == 0, fixed.output[-6000:]
+    assert run_on_node("verify.yml").returncode == 0

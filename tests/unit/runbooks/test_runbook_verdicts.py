@@ -95,6 +95,19 @@ def test_a_runner_killed_while_the_pod_runs_on_is_an_oom(reason):
                                    f"failed at generate: {reason}"]
 
 
+def test_a_gateway_passing_on_ollamas_own_failure_is_not_blamed():
+    missing = dict(healthy=False, passed=("reachable", "version"), failed_level="model",
+                   reason="HTTP 404: model 'never-seeded:latest' not found")
+    verdicts = by_runbook({**HEALTHY, "probes": [probe("direct", **missing), probe("agent-gateway", **missing)]})
+    assert verdicts["gateway_timeout"]["status"] == "unknown"
+    assert "Ollama fails directly too, at the same level (model)" in verdicts["gateway_timeout"]["cause"]
+    assert verdicts["model_missing"]["status"] == "failing"
+    # failing earlier than Ollama does, the gateway has a fault of its own
+    dead = dict(healthy=False, passed=(), failed_level="reachable", reason="HTTP 502")
+    verdicts = by_runbook({**HEALTHY, "probes": [probe("direct", **missing), probe("agent-gateway", **dead)]})
+    assert verdicts["gateway_timeout"]["status"] == "failing"
+
+
 def test_a_runner_that_says_why_it_ended_is_no_oom():
     crashed = probe("direct", healthy=False, passed=("reachable", "version", "model"), failed_level="generate",
                     reason="generate: llama runner process has terminated: error loading model: unknown architecture")
