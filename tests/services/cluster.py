@@ -70,16 +70,15 @@ _POD_ADDRESSES = ("hostIP: {{ NodeIPWith .spec.nodeName | Quote }}\n"
                   " | Quote }}\n")
 
 
-def _pod_stage(name: str, match: list, phase: str, container: str, init_container: str = "") -> dict:
-    """A kwok Stage giving the pods it matches a not-Ready status in phase, each container (and init
-    container, where given) with the status lines given: what a kubelet would report."""
+def _pod_stage(name: str, match: list, phase: str, container: str) -> dict:
+    """A kwok Stage giving the pods it matches a not-Ready status in phase, each container with the
+    status lines given: what a kubelet would report."""
     def statuses(field: str, ranged: str, lines: str) -> str:
         return (f"{field}:\n{{{{ range .spec.{ranged} }}}}\n- image: {{{{ .image | Quote }}}}\n"
                 f"  name: {{{{ .name | Quote }}}}\n" + "".join(f"  {line}\n" for line in lines.splitlines())
                 + "{{ end }}\n")
     template = ("{{ $now := Now }}\n"
                 f"conditions:\n- lastTransitionTime: {_NOW}\n  status: \"False\"\n  type: Ready\n"
-                + (statuses("initContainerStatuses", "initContainers", init_container) if init_container else "")
                 + statuses("containerStatuses", "containers", container) + _POD_ADDRESSES + f"phase: {phase}\n")
     return {"apiVersion": "kwok.x-k8s.io/v1alpha1", "kind": "Stage", "metadata": {"name": name},
             "spec": {"resourceRef": {"apiGroup": "v1", "kind": "Pod"},
@@ -105,38 +104,6 @@ state:
     message: failed by the test cluster's failing node
     startedAt: {_NOW}
     finishedAt: {_NOW}""")
-
-# A pod annotated so has, once scheduled, a container that was OOMKilled while loading and now
-# restarts (CrashLoopBackOff, 3 restarts): the seed's "OOMKilled during model loading" runbook, with
-# the status a kubelet would report.
-OOM_ANNOTATION = "aiplatform.test/oom-killed"
-OOM_STAGE = _pod_stage(
-    "aiplatform-test-pod-oom-killed",
-    [{"key": f'.metadata.annotations["{OOM_ANNOTATION}"]', "operator": "In", "values": ["true"]},
-     {"key": ".status.phase", "operator": "In", "values": ["Pending"]}],
-    "Running",
-    f"""ready: false
-restartCount: 3
-started: false
-state:
-  waiting:
-    reason: CrashLoopBackOff
-    message: back-off 40s restarting failed container
-lastState:
-  terminated:
-    exitCode: 137
-    reason: OOMKilled
-    startedAt: {_NOW}
-    finishedAt: {_NOW}""",
-    init_container=f"""ready: true
-restartCount: 0
-state:
-  terminated:
-    exitCode: 0
-    reason: Completed
-    startedAt: {_NOW}
-    finishedAt: {_NOW}""")
-
 
 def cache_dir() -> Path:
     default = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "aiplatform-ollama"
@@ -202,15 +169,13 @@ DEFAULT_NODES = (Node("kwok-node-0"), Node("kwok-node-1"), Node(FAILING_NODE, un
 
 
 def _kwok_stages() -> list[dict]:
-    """kwok's fast node and pod stages, the pod ones sparing the pods of FAILING_NODE and those
-    annotated OOM_ANNOTATION, plus FAIL_STAGE and OOM_STAGE."""
+    """kwok's fast node and pod stages, the pod ones sparing the pods of FAILING_NODE, plus FAIL_STAGE."""
     stages = [doc for doc in yaml.safe_load_all((assets_dir() / "kwok-stages.yaml").read_text()) if doc]
-    spare = [{"key": ".spec.nodeName", "operator": "NotIn", "values": [FAILING_NODE]},
-             {"key": f'.metadata.annotations["{OOM_ANNOTATION}"]', "operator": "DoesNotExist"}]
+    spare = [{"key": ".spec.nodeName", "operator": "NotIn", "values": [FAILING_NODE]}]
     for stage in stages:
         if stage["spec"]["resourceRef"]["kind"] == "Pod" and stage["metadata"]["name"] != "pod-delete":
             stage["spec"].setdefault("selector", {}).setdefault("matchExpressions", []).extend(spare)
-    return [*stages, FAIL_STAGE, OOM_STAGE]
+    return [*stages, FAIL_STAGE]
 
 
 def _run(argv: list, **kwargs) -> subprocess.CompletedProcess:

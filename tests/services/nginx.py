@@ -42,7 +42,7 @@ def nginx_bin() -> str | None:
 
 @contextlib.contextmanager
 def nginx(name: str, workdir: Path, server: str, ready_url: str | None = None, port: int | None = None,
-          http: str = "", host: str = "127.0.0.1"):
+          http: str = ""):
     """Run nginx with one `server { ... }` body, and http-level directives of the caller's own (a
     log_format and access_log recording what a test checks); wait for ready_url (HTTP) or port (e.g. TLS)."""
     binary = nginx_bin()
@@ -58,7 +58,7 @@ def nginx(name: str, workdir: Path, server: str, ready_url: str | None = None, p
         if ready_url:
             proc.wait_http(ready_url)
         elif port:
-            proc.wait_tcp(port, host=host)
+            proc.wait_tcp(port)
         yield proc
     finally:
         proc.stop()

@@ -4,9 +4,7 @@ Ollama 0.18.3 downloads a blob only through a redirect to another hostname (its 
 registry's `redirect` storage middleware points blob GETs at nginx serving the same storage root
 under `localhost`, while the registry itself answers on `127.0.0.1`. For the pods of the test
 cluster's real node, which cannot reach this host's loopback, both listen on addresses of the node's
-own link instead (`Registry.start(workdir, host=..., cdn_host=...)`), the CDN on a second address;
-`tls=True` serves both over HTTPS with a certificate of a private CA (`Registry.ca`), for clients that
-cannot be told a registry is plain HTTP (the chart's postStart `ollama pull`).
+own link instead (`Registry.start(workdir, host=..., cdn_host=...)`), the CDN on a second address.
 """
 
 from __future__ import annotations
@@ -14,14 +12,12 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import ssl
 import urllib.error
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .certs import make_ca_and_server_cert
 from .nginx import nginx
 from .process import ManagedProcess, free_port
 
@@ -42,11 +38,11 @@ storage:
 middleware:
   storage:
     - name: redirect
-      options: {{baseurl: "{cdn_url}/"}}
+      options: {{baseurl: "http://{cdn_host}:{cdn_port}/"}}
 http:
   addr: {host}:{port}
   secret: test-registry-secret
-{tls}"""
+"""
 
 
 def sha256_file(path: Path) -> str:
@@ -70,27 +66,22 @@ class PublishedModel:
 class Registry:
     """A running registry plus its CDN. Use `Registry.start(workdir)` as a context manager."""
 
-    def __init__(self, workdir: Path, host: str = "127.0.0.1", cdn_host: str = "localhost", tls: bool = False):
+    def __init__(self, workdir: Path, host: str = "127.0.0.1", cdn_host: str = "localhost"):
         self.workdir = workdir
         self.root = workdir / "data"
         self.port = free_port()
         self.cdn_port = free_port()
         self.listen, self.cdn_listen = host, cdn_host
-        self.tls = tls
-        scheme = "https" if tls else "http"
         self.host = f"{host}:{self.port}"
-        self.url = f"{scheme}://{self.host}"
-        self.cdn_url = f"{scheme}://{cdn_host}:{self.cdn_port}"
-        # with tls: the private CA's certificate (PEM) clients must trust, and the context that does
-        self.ca = workdir / "tls" / "ca.pem"
-        self._context = None
+        self.url = f"http://{self.host}"
+        self.cdn_url = f"http://{cdn_host}:{self.cdn_port}"
         self._procs: list[ManagedProcess] = []
         self._stack: contextlib.ExitStack | None = None
 
     @classmethod
     @contextlib.contextmanager
-    def start(cls, workdir: Path, host: str = "127.0.0.1", cdn_host: str = "localhost", tls: bool = False):
-        registry = cls(Path(workdir), host, cdn_host, tls)
+    def start(cls, workdir: Path, host: str = "127.0.0.1", cdn_host: str = "localhost"):
+        registry = cls(Path(workdir), host, cdn_host)
         try:
             registry._start()
             yield registry
@@ -101,30 +92,17 @@ class Registry:
         self.root.mkdir(parents=True, exist_ok=True)
         self._stack = contextlib.ExitStack()
         cdn_address = "127.0.0.1" if self.cdn_listen == "localhost" else self.cdn_listen
-        tls, cdn_tls = "", ""
-        if self.tls:
-            self.ca.parent.mkdir(parents=True, exist_ok=True)
-            names = ",".join(f"IP:{a}" if a[0].isdigit() else f"DNS:{a}" for a in {self.listen, self.cdn_listen})
-            make_ca_and_server_cert(self.ca.parent, names)
-            self._context = ssl.create_default_context(cafile=str(self.ca))
-            cert, key = self.ca.parent / "server.pem", self.ca.parent / "server.key"
-            tls = f"  tls: {{certificate: {cert}, key: {key}}}\n"
-            cdn_tls = f" ssl;\n    ssl_certificate {cert};\n    ssl_certificate_key {key}"
-        server = f"    listen {cdn_address}:{self.cdn_port}{cdn_tls};\n    root {self.root};"
+        server = f"    listen {cdn_address}:{self.cdn_port};\n    root {self.root};"
         self._procs.append(self._stack.enter_context(
-            nginx("nginx-cdn", self.workdir / "cdn", server, **(
-                {"port": self.cdn_port, "host": cdn_address} if self.tls else {"ready_url": self.cdn_url + "/"}))))
+            nginx("nginx-cdn", self.workdir / "cdn", server, ready_url=self.cdn_url + "/")))
         registry_conf = self.workdir / "registry.yml"
         registry_conf.write_text(REGISTRY_CONF.format(root=self.root, host=self.listen, port=self.port,
-                                                      cdn_url=self.cdn_url, tls=tls))
+                                                      cdn_host=self.cdn_listen, cdn_port=self.cdn_port))
         registry = ManagedProcess("docker-registry", ["docker-registry", "serve", str(registry_conf)],
                                   self.workdir / "registry.log")
         self._procs.append(registry)
         self._stack.callback(registry.stop)
-        if self.tls:
-            registry.wait_tcp(self.port, host=self.listen)
-        else:
-            registry.wait_http(self.url + "/v2/")
+        registry.wait_http(self.url + "/v2/")
 
     def stop(self) -> None:
         if self._stack is not None:
@@ -141,32 +119,32 @@ class Registry:
         size = path.stat().st_size
         head = urllib.request.Request(f"{self.url}/v2/{repo}/blobs/{digest}", method="HEAD")
         try:
-            urllib.request.urlopen(head, context=self._context).close()
+            urllib.request.urlopen(head).close()
             return {"digest": digest, "size": size}
         except urllib.error.HTTPError as err:
             if err.code != 404:
                 raise
         start = urllib.request.Request(f"{self.url}/v2/{repo}/blobs/uploads/", method="POST", data=b"")
-        with urllib.request.urlopen(start, context=self._context) as resp:
+        with urllib.request.urlopen(start) as resp:
             location = urllib.parse.urljoin(self.url, resp.headers["Location"])
         sep = "&" if "?" in location else "?"
         with open(path, "rb") as body:
             put = urllib.request.Request(f"{location}{sep}digest={digest}", method="PUT", data=body,
                                          headers={"Content-Length": str(size),
                                                   "Content-Type": "application/octet-stream"})
-            urllib.request.urlopen(put, context=self._context).close()
+            urllib.request.urlopen(put).close()
         return {"digest": digest, "size": size}
 
     def push_manifest(self, repo: str, tag: str, manifest: dict) -> str:
         body = json.dumps(manifest, separators=(",", ":")).encode()
         put = urllib.request.Request(f"{self.url}/v2/{repo}/manifests/{tag}", method="PUT", data=body,
                                      headers={"Content-Type": MANIFEST_V2})
-        with urllib.request.urlopen(put, context=self._context) as resp:
+        with urllib.request.urlopen(put) as resp:
             return resp.headers["Docker-Content-Digest"]
 
     def get_manifest(self, repo: str, tag: str) -> tuple[str, dict]:
         req = urllib.request.Request(f"{self.url}/v2/{repo}/manifests/{tag}", headers={"Accept": MANIFEST_V2})
-        with urllib.request.urlopen(req, context=self._context) as resp:
+        with urllib.request.urlopen(req) as resp:
             return resp.headers["Docker-Content-Digest"], json.loads(resp.read())
 
     def push_model(self, gguf: Path, name: str = "library/tiny", tag: str = "latest",

@@ -7,7 +7,7 @@ from __future__ import annotations
 import contextlib
 
 from tests.integration.cluster.conftest import HELMRELEASE, condition, is_ready
-from tests.services.cluster import DEFAULT_NODES, FAILING_NODE, OOM_ANNOTATION
+from tests.services.cluster import DEFAULT_NODES, FAILING_NODE
 
 
 def own_release(name: str) -> dict:
@@ -128,26 +128,3 @@ def test_diagnose_refuses_bad_input_by_name(run_on_cluster):
     unknown = run_on_cluster("diagnose.yml", {"diagnose_runbooks": ["pvc_pending", "disk_full"]})
     assert unknown.returncode != 0
     assert "diagnose_runbooks" in unknown.output and "disk_full" in unknown.output, unknown.output[-3000:]
-
-
-def test_oom_killed_while_loading_is_named_by_the_run_and_by_diagnose(run_on_cluster):
-    name = "ollama-oom"
-    # kwok gives the pods of this release the status a kubelet reports after an OOM kill while loading
-    oom = {**own_release(name), "ollama_flux_timeout": "20s",
-           "ollama_flux_extra_values": {"podAnnotations": {OOM_ANNOTATION: "true"}}}
-
-    failed = run_on_cluster("deploy.yml", oom)
-
-    said = failed.said
-    assert failed.returncode != 0
-    assert "was OOMKilled (restarts 3): the model does not fit the memory limit" in said, failed.output[-6000:]
-    assert "Fix: raise ollama_flux_memory_limit" in said
-    assert "RUNBOOK OOMKilled during model loading" in said
-
-    diagnosed = run_on_cluster("diagnose.yml", {"diagnose_namespace": name, "diagnose_flux_namespace": name,
-                                                "diagnose_release_name": name, "diagnose_pvc_name": f"{name}-models",
-                                                "diagnose_endpoints": []})
-    said = diagnosed.said
-    assert diagnosed.returncode != 0
-    assert "RUNBOOK OOMKilled during model loading" in said, diagnosed.output[-6000:]
-    assert "fix: raise ollama_flux_memory_limit" in said
