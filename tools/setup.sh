@@ -10,8 +10,10 @@ cd "$PROJECT_ROOT"
 
 say() { printf '==> %s\n' "$*"; }
 
+# the test cluster's real node also needs nft, iptables, ip, unshare/nsenter and sysctl, and libc6-dev
+# for its static pause binary
 DEBIAN_PACKAGES=(podman runc debootstrap docker-registry nginx-light fcgiwrap nlohmann-json3-dev libstb-dev
-                 gcc g++ make curl ca-certificates shellcheck)
+                 gcc g++ libc6-dev make curl ca-certificates shellcheck nftables iptables iproute2 procps util-linux)
 
 install_debian_packages() {
   local missing=()
