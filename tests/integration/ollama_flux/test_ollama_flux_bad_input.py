@@ -23,6 +23,7 @@ CASES = {
     "keep-alive-newline": ({"ollama_flux_keep_alive": "5m\n"}, "ollama_flux_keep_alive"),
     "mount-path-relative": ({"ollama_flux_mount_path": "root/.ollama"}, "ollama_flux_mount_path is 'root/.ollama'"),
     "mount-path-blank": ({"ollama_flux_mount_path": "/data/ollama store"}, "ollama_flux_mount_path"),
+    "mount-path-newline": ({"ollama_flux_mount_path": "/root/.ollama\n"}, "ollama_flux_mount_path"),
     # the chart's postStart cannot write a Modelfile named registry.example.com/team/m:v1 (seen on a real node)
     "chart-create-with-a-registry-name": (
         {"ollama_flux_models_preseeded": False, "ollama_flux_model": "registry.example.com/team/m:v1"},
