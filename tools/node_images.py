@@ -150,8 +150,9 @@ def ollama_bin() -> Path:
 
 
 def version_of(argv: list[str]) -> str:
-    output = subprocess.run(argv, capture_output=True, text=True).stdout
-    match = re.search(r"\d+\.\d+\.\d+", output)
+    """The first x.y.z a program prints of itself (nginx -v prints to stderr)."""
+    result = subprocess.run(argv, capture_output=True, text=True)
+    match = re.search(r"\d+\.\d+\.\d+", result.stdout + result.stderr)
     return match.group(0) if match else "unknown"
 
 
@@ -208,14 +209,7 @@ http {
 """)
     config = {"Entrypoint": ["/usr/sbin/nginx", "-e", "stderr", "-c", "/etc/nginx/nginx.conf"],
               "WorkingDir": "/", "Env": [PATH_ENV]}
-    return f"{REGISTRY}/gateway:{_nginx_version(nginx)}", layer, config, [nginx]
-
-
-def _nginx_version(nginx: Path) -> str:
-    # nginx -v prints to stderr
-    output = subprocess.run([str(nginx), "-v"], capture_output=True, text=True).stderr
-    match = re.search(r"\d+\.\d+\.\d+", output)
-    return match.group(0) if match else "unknown"
+    return f"{REGISTRY}/gateway:{version_of([str(nginx), '-v'])}", layer, config, [nginx]
 
 
 def image_static(name: str, binary: Path, path: str, tag: str, busybox: bool = False):
