@@ -290,14 +290,10 @@ class Cluster:
               "-out", p / "apiserver.crt"])
         _run(["openssl", "genrsa", "-out", p / "sa.key", "2048"])
         _run(["openssl", "rsa", "-in", p / "sa.key", "-pubout", "-out", p / "sa.pub"])
-        # the nodes' kubelet endpoint (KubeletRelay) serves this; the apiserver checks it against the
-        # cluster CA. An EC key, because generating an RSA one costs a noticeable share of startup.
-        (p / "kubelet.cnf").write_text("[req]\ndistinguished_name=dn\n[dn]\n[ext]\nsubjectAltName=IP:127.0.0.1\n"
-                                       "extendedKeyUsage=serverAuth\n")
-        _run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-              "-subj", "/CN=kwok-kubelet", "-CA", p / "ca.crt", "-CAkey", p / "ca.key", "-days", "2",
-              "-config", p / "kubelet.cnf", "-extensions", "ext", "-keyout", p / "kubelet.key",
-              "-out", p / "kubelet.crt"])
+        # the kwok nodes' kubelet endpoint (KubeletRelay) serves this; the apiserver checks it against
+        # the cluster CA
+        self._signed_certificate("kubelet", "/CN=kwok-kubelet",
+                                 "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth")
         (p / "tokens.csv").write_text(f'{self.token},admin,admin-uid,"system:masters"\n')
         if self.node:
             self._make_node_pki()
@@ -305,21 +301,22 @@ class Cluster:
     def _make_node_pki(self) -> None:
         """The real node's credentials: its kubelet's client (a node identity the Node authorizer
         knows) and serving certificates, and the apiserver's client certificate for the kubelet."""
+        self._signed_certificate("kubelet-client", f"/O=system:nodes/CN=system:node:{real_node.NODE_NAME}",
+                                 "extendedKeyUsage=clientAuth")
+        self._signed_certificate("kubelet-serving", f"/CN={real_node.NODE_NAME}",
+                                 f"subjectAltName=IP:{real_node.NODE_IP}\nextendedKeyUsage=serverAuth")
+        self._signed_certificate("apiserver-kubelet-client", "/O=system:masters/CN=kube-apiserver-kubelet-client",
+                                 "extendedKeyUsage=clientAuth")
+
+    def _signed_certificate(self, name: str, subject: str, extensions: str) -> None:
+        """pki/<name>.crt and .key, signed by the cluster CA, with the X.509 extensions given. An EC
+        key, because generating an RSA one costs a noticeable share of startup."""
         p = self.pki
-
-        def certificate(name: str, subject: str, extensions: str) -> None:
-            (p / f"{name}.cnf").write_text(f"[req]\ndistinguished_name=dn\n[dn]\n[ext]\n{extensions}\n")
-            _run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-                  "-subj", subject, "-CA", p / "ca.crt", "-CAkey", p / "ca.key", "-days", "2",
-                  "-config", p / f"{name}.cnf", "-extensions", "ext", "-keyout", p / f"{name}.key",
-                  "-out", p / f"{name}.crt"])
-
-        certificate("kubelet-client", f"/O=system:nodes/CN=system:node:{real_node.NODE_NAME}",
-                    "extendedKeyUsage=clientAuth")
-        certificate("kubelet-serving", f"/CN={real_node.NODE_NAME}",
-                    f"subjectAltName=IP:{real_node.NODE_IP}\nextendedKeyUsage=serverAuth")
-        certificate("apiserver-kubelet-client", "/O=system:masters/CN=kube-apiserver-kubelet-client",
-                    "extendedKeyUsage=clientAuth")
+        (p / f"{name}.cnf").write_text(f"[req]\ndistinguished_name=dn\n[dn]\n[ext]\n{extensions}\n")
+        _run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+              "-subj", subject, "-CA", p / "ca.crt", "-CAkey", p / "ca.key", "-days", "2",
+              "-config", p / f"{name}.cnf", "-extensions", "ext", "-keyout", p / f"{name}.key",
+              "-out", p / f"{name}.crt"])
 
     def _start_etcd(self) -> None:
         client, peer = free_port(), free_port()

@@ -57,6 +57,16 @@ def iptables_chains() -> set[str]:
     return entries
 
 
+def links() -> set[str]:
+    """The names of the host's network links (a veth without its @peer)."""
+    return {line.split(":")[1].strip().split("@")[0] for line in _lines(["ip", "-o", "link", "show"])}
+
+
+def mounts() -> list[str]:
+    """Every mount point of this process's mount namespace."""
+    return [line.split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines()]
+
+
 def cgroups() -> set[str]:
     """The top-level cgroup directories of every v1 controller (where the kubelet puts kubepods)."""
     found = set()
@@ -82,12 +92,12 @@ class HostState:
     @classmethod
     def capture(cls) -> HostState:
         return cls(
-            links=frozenset(line.split(":")[1].strip().split("@")[0] for line in _lines(["ip", "-o", "link", "show"])),
+            links=frozenset(links()),
             addresses=frozenset(" ".join(line.split()[1:4]) for line in _lines(["ip", "-o", "addr", "show"])),
             routes=frozenset(_lines(["ip", "route", "show", "table", "all"])),
             nft_tables=frozenset(_lines(["nft", "list", "tables"])),
             iptables=frozenset(iptables_chains()),
-            mounts=frozenset(line.split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines()),
+            mounts=frozenset(mounts()),
             paths=frozenset(path for path in FIXED_PATHS if os.path.lexists(path)),
             cgroups=frozenset(cgroups()),
             sysctls=tuple(sorted(sysctls().items())),
@@ -102,7 +112,6 @@ class HostState:
             found += [f"{item.name}: - {entry}" for entry in sorted(before - now, key=str)]
         return found
 
-    def changed_sysctls(self, after: HostState) -> dict[str, str]:
-        """key -> the value it had before, for every sysctl after holds with another value."""
-        before, now = dict(self.sysctls), dict(after.sysctls)
-        return {key: value for key, value in before.items() if key in now and now[key] != value}
+    def changed_sysctls(self, now: dict[str, str]) -> dict[str, str]:
+        """key -> the value it had before, for every sysctl that now (sysctls()) holds with another value."""
+        return {key: value for key, value in self.sysctls if key in now and now[key] != value}

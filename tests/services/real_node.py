@@ -11,8 +11,9 @@ root, the pod logs, the CNI IP allocations), and its addresses on links it creat
 NODE_IP on a veth of its own (the kubelet refuses a loopback node IP, this kernel has no dummy
 driver) and the pods' subnet on its own bridge; nothing is routed off the machine and CoreDNS
 forwards nowhere. It changes host network state while it runs (links, nftables, the kubelet's
-iptables chains, ip_forward) and restores what it found when it stops: `RealNode.stop` compares the
-host with what host_state.HostState captured before the node started, and raises on a difference.
+iptables chains, ip_forward) and restores what it found when it stops: `RealNode.restore_host`
+compares the host with what host_state.HostState captured before the node started, and raises on a
+difference.
 
 Two things this machine kind needs, and a real node elsewhere would not:
 - the kernel lacks CAP_SYS_RESOURCE in the bounding set, so no process may lower its oom_score_adj:
@@ -36,7 +37,7 @@ from pathlib import Path
 
 import yaml
 
-from .host_state import FIXED_PATHS, HostState
+from .host_state import FIXED_PATHS, HostState, cgroups, iptables_chains, links, mounts, sysctls
 from .process import ServiceError, free_port
 
 NODE_NAME = "aiplatform-real-node"
@@ -137,7 +138,7 @@ class RealNode:
         self._write_configs()
         self._start_containerd(stack)
         kubelet_started = time.monotonic()
-        self._start_kubelet(stack)
+        self._start_kubelet()
         self.cluster.wait_for(f"node {NODE_NAME} Ready", self._node_ready, timeout=90)
         self.kubelet_ready_seconds = time.monotonic() - kubelet_started
         self.cluster._spawn("kube-proxy", [self.bin / "kube-proxy", f"--config={self.workdir / 'kube-proxy.yaml'}",
@@ -218,7 +219,7 @@ class RealNode:
         return _run([self.bin / "ctr", "--address", self.socket, "--namespace", "k8s.io", *args], check=False,
                     timeout=120)
 
-    def _start_kubelet(self, stack: contextlib.ExitStack) -> None:
+    def _start_kubelet(self) -> None:
         root = self.workdir / "kubelet"
         # a shared mount: the volumes the kubelet mounts below it, in its own mount namespace, reach containerd
         _run(["mount", "--bind", root, root])
@@ -308,11 +309,10 @@ class RealNode:
                     os.kill(int(pid), 9)
         mine = str(self.workdir) + "/"
         for _ in range(3):
-            mounts = [line.split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines()]
-            mounts = sorted({m for m in mounts if m.startswith(mine) or m == str(self.workdir)}, key=len, reverse=True)
-            if not mounts:
+            left = sorted({m for m in mounts() if m.startswith(mine) or m == str(self.workdir)}, key=len, reverse=True)
+            if not left:
                 break
-            for mount in mounts:
+            for mount in left:
                 if _run(["umount", mount], check=False).returncode:
                     _run(["umount", "-l", mount], check=False)
 
@@ -332,7 +332,7 @@ class RealNode:
             if name in NODE_NFT_TABLES:
                 _run(["nft", "delete", "table", family, name], check=False)
         self._remove_kube_chains(before)
-        for key, value in before.changed_sysctls(HostState.capture()).items():
+        for key, value in before.changed_sysctls(sysctls()).items():
             _run(["sysctl", "-qw", f"{key}={value}"], check=False)
         for path in set(FIXED_PATHS) - before.paths:
             if os.path.lexists(path):
@@ -348,11 +348,11 @@ class RealNode:
 
     @staticmethod
     def _kill_cgroup_members(before: HostState) -> None:
-        cgroups = HostState.capture().cgroups - before.cgroups
+        added = cgroups() - before.cgroups
 
         def members() -> set:
             pids = set()
-            for cgroup in cgroups:
+            for cgroup in added:
                 for procs in Path("/sys/fs/cgroup", cgroup).rglob("cgroup.procs"):
                     with contextlib.suppress(OSError):
                         pids.update(int(pid) for pid in procs.read_text().split())
@@ -365,14 +365,13 @@ class RealNode:
                     os.kill(pid, 9)
             time.sleep(0.2)
         # a pod's veth goes with its network namespace, once the last process in it is gone
-        while any(link.startswith("veth") for link in HostState.capture().links - before.links) \
-                and time.monotonic() < deadline:
+        while any(link.startswith("veth") for link in links() - before.links) and time.monotonic() < deadline:
             time.sleep(0.2)
 
     @staticmethod
     def _remove_kube_chains(before: HostState) -> None:
         """The kubelet's KUBE-* iptables chains and the jumps to them, where the table stays."""
-        now = HostState.capture().iptables - before.iptables
+        now = iptables_chains() - before.iptables
         for family, tool in (("ipv4", "iptables"), ("ipv6", "ip6tables")):
             for entry in sorted(e for e in now if e.startswith(f"{family}/") and "/rule " in e):
                 _, table, rule = entry.split("/", 2)

@@ -87,32 +87,43 @@ def node_model(node_registry, model_factory) -> PublishedModel:
     return node_registry.push_model(model_factory.tiny(seed=0), name="library/tiny", tag="latest")
 
 
-@pytest.fixture(scope="session")
-def gateway(cluster, node) -> str:
-    """agentgateway-proxy in agentgateway-system, a real pod on the node: its URL by DNS name."""
-    labels = {"app.kubernetes.io/name": "agentgateway-proxy"}
-    cluster.apply(
-        namespace(GATEWAY_NAMESPACE),
-        {"apiVersion": "v1", "kind": "ConfigMap",
-         "metadata": {"name": "agentgateway-proxy", "namespace": GATEWAY_NAMESPACE},
-         "data": {"gateway.conf": GATEWAY_CONF}},
-        {"apiVersion": "apps/v1", "kind": "Deployment",
-         "metadata": {"name": "agentgateway-proxy", "namespace": GATEWAY_NAMESPACE},
+def gateway_objects(name: str, image: str, conf: str) -> list[dict]:
+    """An nginx gateway in the gateway's namespace (so the NetworkPolicy admits it), a pod on the node
+    with conf in its conf.d, and its Service on 9080."""
+    labels = {"app.kubernetes.io/name": name}
+    return [
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": GATEWAY_NAMESPACE},
+         "data": {"gateway.conf": conf}},
+        {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name, "namespace": GATEWAY_NAMESPACE},
          "spec": {"replicas": 1, "selector": {"matchLabels": labels}, "template": {
              "metadata": {"labels": labels},
              "spec": on_node({"containers": [{
-                 "name": "proxy", "image": node.images["gateway"], "imagePullPolicy": "IfNotPresent",
+                 "name": "proxy", "image": image, "imagePullPolicy": "IfNotPresent",
                  "ports": [{"containerPort": 9080}],
                  "readinessProbe": {"tcpSocket": {"port": 9080}, "periodSeconds": 1},
                  "volumeMounts": [{"name": "conf", "mountPath": "/etc/nginx/conf.d"}]}],
-                 "volumes": [{"name": "conf", "configMap": {"name": "agentgateway-proxy"}}]})}}},
-        {"apiVersion": "v1", "kind": "Service",
-         "metadata": {"name": "agentgateway-proxy", "namespace": GATEWAY_NAMESPACE},
+                 "volumes": [{"name": "conf", "configMap": {"name": name}}]})}}},
+        {"apiVersion": "v1", "kind": "Service", "metadata": {"name": name, "namespace": GATEWAY_NAMESPACE},
          "spec": {"selector": labels, "ports": [{"name": "http", "port": 9080, "targetPort": 9080}]}},
-    )
-    cluster.wait_for("agentgateway-proxy available", lambda: (cluster.get(
-        "apps/v1", "Deployment", "agentgateway-proxy", GATEWAY_NAMESPACE).get("status") or {}).get("availableReplicas"))
-    return GATEWAY_URL
+    ]
+
+
+def start_gateway(cluster, objects: list[dict]) -> str:
+    """Apply gateway_objects and wait for the gateway pod: its URL by DNS name."""
+    name = objects[0]["metadata"]["name"]
+    cluster.apply(*objects)
+    cluster.wait_for(f"{name} available", lambda: (cluster.get(
+        "apps/v1", "Deployment", name, GATEWAY_NAMESPACE).get("status") or {}).get("availableReplicas"))
+    return f"http://{name}.{GATEWAY_NAMESPACE}.svc.cluster.local:9080"
+
+
+@pytest.fixture(scope="session")
+def gateway(cluster, node) -> str:
+    """agentgateway-proxy in agentgateway-system, a real pod on the node: its URL by DNS name."""
+    cluster.apply(namespace(GATEWAY_NAMESPACE))
+    url = start_gateway(cluster, gateway_objects("agentgateway-proxy", node.images["gateway"], GATEWAY_CONF))
+    assert url == GATEWAY_URL
+    return url
 
 
 @pytest.fixture(scope="session")
