@@ -52,6 +52,26 @@ options:
         omitted when no cluster was read. An empty list fails the node check.
     type: list
     elements: dict
+  replicas:
+    description: The deployment's replicas (C(ollama_flux_replicas)), checked against the nodes.
+    type: int
+    default: 1
+  access_modes:
+    description:
+      - The claim's access modes (C(ollama_flux_pvc_access_modes)). Without C(ReadOnlyMany) or C(ReadWriteMany)
+        every replica runs on the one node the claim attaches to, so one node must hold them all.
+    type: list
+    elements: str
+    default: [ReadWriteOnce]
+  pods:
+    description:
+      - The cluster's Pod objects; their requests are taken from the nodes' allocatable resources when
+        counting how many Ollama pods fit. Omitted, the nodes are taken as empty.
+    type: list
+    elements: dict
+  own_labels:
+    description: Labels of the deployment's own pods, which a rollout replaces and so are not counted as used.
+    type: dict
   num_ctx:
     description: Context length per request (C(OLLAMA_CONTEXT_LENGTH)).
     type: int
@@ -75,7 +95,7 @@ options:
     description:
       - The inventory variables the resources come from, named in each fix. Keys C(memory_limit),
         C(memory_request), C(storage_size), C(cpu_limit), C(cpu_request), C(num_ctx), C(num_parallel),
-        C(models); the defaults are the C(ollama_flux_*) and C(model_cache_models) names.
+        C(models), C(replicas), C(access_modes); the defaults are the C(ollama_flux_*) and C(model_cache_models) names.
     type: dict
 """
 
@@ -100,7 +120,7 @@ _value:
       type: bool
     findings:
       description:
-        - One per check - C(check) (memory, storage, cpu, nodes), C(subject), C(ok), C(need) and C(have)
+        - One per check - C(check) (memory, storage, cpu, nodes, replicas), C(subject), C(ok), C(need) and C(have)
           (bytes, or millicores for cpu), C(shortfall) and C(message).
       type: list
       elements: dict
@@ -120,17 +140,24 @@ _value:
       description: Expected decode tokens per second of each model on each node with a measured memory bandwidth.
       type: list
       elements: dict
+    pods_that_fit:
+      description:
+        - How many Ollama pods the nodes can take (on one node for a claim only one node mounts); null when
+          no node was read.
+        - The deployment uses it to choose a rolling update when there is room for a surge pod.
+      type: int
 """
 
 
 def preflight_findings(models, memory_limit=None, memory_request=None, storage_size=None, cpu_limit=None,
                        cpu_request=None, nodes=None, num_ctx=4096, num_parallel=1, kv_cache_type="f16",
-                       headroom_pct=10, variables=None):
+                       headroom_pct=10, variables=None, replicas=1, access_modes=None, pods=None, own_labels=None):
     try:
         return check(models, memory_limit=memory_limit, memory_request=memory_request, storage_size=storage_size,
                      cpu_limit=cpu_limit, cpu_request=cpu_request, nodes=nodes, num_ctx=num_ctx,
                      num_parallel=num_parallel, kv_cache_type=kv_cache_type, headroom_pct=headroom_pct,
-                     variables=variables)
+                     variables=variables, replicas=replicas, access_modes=access_modes, pods=pods,
+                     own_labels=own_labels)
     except PreflightError as exc:
         raise AnsibleFilterError(f"preflight_findings: {exc}") from exc
 

@@ -32,7 +32,7 @@ options:
     type: raw
     required: true
   alignment:
-    description: C(ollama_flux_thread_alignment) - C(auto), C(init_container), C(chart_create) or C(off).
+    description: C(ollama_flux_thread_alignment) - C(auto), C(seed), C(chart_create) or C(off).
     type: str
     default: auto
 """
@@ -49,7 +49,7 @@ _value:
   type: str
 """
 
-_ALIGNMENTS = ("auto", "init_container", "chart_create", "off")
+_ALIGNMENTS = ("auto", "seed", "chart_create", "off")
 
 
 def served_model(model, cpu_limit, alignment="auto"):

@@ -25,6 +25,12 @@ nodes
     at least one schedulable node that the deployment may use has allocatable memory and CPU for
     the pod's requests and memory for the largest model (a limit above the node's memory is only
     reached by the kernel's OOM killer).
+replicas
+    the nodes hold the deployment's replicas: each Ollama pod takes its memory request or the largest
+    model's need, whichever is more, and its CPU request, out of what the node has left after the
+    other pods' requests (the deployment's own pods are replaced, so they are not counted). On a
+    ReadWriteOnce claim every replica runs on one node, so one node must hold them all. The count,
+    `pods_that_fit`, also tells the deployment whether a rolling update has room for its surge pod.
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ from ansible_collections.aiplatform.ollama.plugins.module_utils.k8s_quantity imp
     cpu_millicores,
     memory_bytes,
 )
+from ansible_collections.aiplatform.ollama.plugins.module_utils.replica_plan import ReplicaPlanError, placement
 from ansible_collections.aiplatform.ollama.plugins.module_utils.sizing import (
     DEFAULT_DECODE_EFFICIENCY,
     SizingError,
@@ -59,6 +66,8 @@ DEFAULT_VARIABLES = {
     "num_ctx": "ollama_flux_context_length",
     "num_parallel": "ollama_flux_num_parallel",
     "models": "model_cache_models",
+    "replicas": "ollama_flux_replicas",
+    "access_modes": "ollama_flux_pvc_access_modes",
 }
 
 
@@ -127,11 +136,14 @@ def _node_resources(node):
 
 def check(models, memory_limit=None, memory_request=None, storage_size=None, cpu_limit=None, cpu_request=None,
           nodes=None, num_ctx=4096, num_parallel=1, kv_cache_type="f16", headroom_pct=DEFAULT_HEADROOM_PCT,
-          variables=None):
+          variables=None, replicas=1, access_modes=None, pods=None, own_labels=None):
     """Judge `models` (ollama_model_info results) against the resources; see the module docstring.
 
     A resource given as None or "" is not checked (a claim this collection does not own, no cluster
-    read); `nodes` None means no node was read, [] that none matched.
+    read); `nodes` None means no node was read, [] that none matched. `pods` are the cluster's running
+    Pod objects (their requests are taken from the nodes), `own_labels` the labels of the deployment's
+    own pods (not taken); `access_modes` are the claim's (replica_plan.placement: on ReadWriteOnce every
+    replica shares a node).
     """
     names = dict(DEFAULT_VARIABLES, **(variables or {}))
     if not isinstance(models, (list, tuple)) or not models:
@@ -147,6 +159,13 @@ def check(models, memory_limit=None, memory_request=None, storage_size=None, cpu
     storage = _quantity(memory_bytes, "storage_size", storage_size, names)
     cpu = _quantity(cpu_millicores, "cpu_limit", cpu_limit, names)
     cpu_req = _quantity(cpu_millicores, "cpu_request", cpu_request, names)
+    if isinstance(replicas, bool) or not str(replicas).strip().isdigit() or int(str(replicas).strip()) < 1:
+        raise PreflightError(f"{names['replicas']} must be a whole number of at least 1, got {replicas!r}")
+    replicas = int(str(replicas).strip())
+    try:
+        one_node = placement(access_modes or ["ReadWriteOnce"], names["access_modes"]) != "spread"
+    except ReplicaPlanError as err:
+        raise PreflightError(str(err)) from None
 
     sized = []
     for info in models:
@@ -166,8 +185,12 @@ def check(models, memory_limit=None, memory_request=None, storage_size=None, cpu
         findings.append(_memory_finding(model, limit, memory_limit, headroom, names))
     findings.append(_storage_finding(sized, storage, storage_size, names))
     findings.append(_cpu_finding(cpu, cpu_limit, names))
+    fit = None
     if nodes is not None:
         findings.append(_nodes_finding(sized, resources, request, cpu_req, memory_request, cpu_request, names))
+        per_node = _pods_per_node(sized, resources, request, cpu_req, pods or [], own_labels or {})
+        fit = (max(per_node.values(), default=0) if one_node else sum(per_node.values()))
+        findings.append(_replicas_finding(sized, per_node, fit, replicas, one_node, request, names))
     findings = [f for f in findings if f is not None]
     estimates = _decode_estimates(sized, resources or [])
     report = [("ok: " if f["ok"] else "FAILED: ") + f["message"] for f in findings]
@@ -184,6 +207,7 @@ def check(models, memory_limit=None, memory_request=None, storage_size=None, cpu
         "report": report,
         "models": sized,
         "decode_estimates": estimates,
+        "pods_that_fit": fit,
     }
 
 
@@ -280,6 +304,68 @@ def _nodes_finding(sized, nodes, request, cpu_req, request_text, cpu_req_text, n
         f"{listing}. Fix: run on nodes with at least {whole_gi(largest['memory_needed_bytes'])} allocatable "
         "memory (ollama_flux_node_selector), or choose a smaller model.",
         largest["memory_needed_bytes"], best["memory"],
+    )
+
+
+def _pod_requests(pod):
+    """Memory bytes and CPU millicores a pod's containers request (what the scheduler takes)."""
+    memory = cpu = 0
+    for container in (pod.get("spec") or {}).get("containers") or []:
+        asked = (container.get("resources") or {}).get("requests") or {}
+        try:
+            memory += memory_bytes(asked.get("memory", 0))
+            cpu += cpu_millicores(asked.get("cpu", 0))
+        except QuantityError:
+            continue  # the API server validated it; a quantity this parser does not know only loses precision
+    return memory, cpu
+
+
+def _pods_per_node(sized, nodes, request, cpu_req, pods, own_labels):
+    """How many Ollama pods each schedulable node can take after the other pods' requests."""
+    pod_memory = max(request or 0, max(m["memory_needed_bytes"] for m in sized))
+    used = {}
+    for pod in pods:
+        spec, meta = pod.get("spec") or {}, pod.get("metadata") or {}
+        labels = meta.get("labels") or {}
+        if own_labels and all(labels.get(k) == v for k, v in own_labels.items()):
+            continue  # replaced by the rollout
+        if (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed") or not spec.get("nodeName"):
+            continue
+        memory, cpu = _pod_requests(pod)
+        total = used.setdefault(spec["nodeName"], [0, 0])
+        total[0] += memory
+        total[1] += cpu
+    counts = {}
+    for node in nodes:
+        if not node["schedulable"]:
+            continue
+        memory_used, cpu_used = used.get(node["name"], (0, 0))
+        count = max(node["memory"] - memory_used, 0) // pod_memory if pod_memory else 0
+        if cpu_req:
+            count = min(count, max(node["cpu"] - cpu_used, 0) // cpu_req)
+        counts[node["name"]] = int(count)
+    return counts
+
+
+def _replicas_finding(sized, per_node, fit, replicas, one_node, request, names):
+    largest = max(sized, key=lambda m: m["memory_needed_bytes"])
+    pod_memory = max(request or 0, largest["memory_needed_bytes"])
+    listing = ", ".join(f"{name}: {count}" for name, count in per_node.items()) or "no schedulable node"
+    where = "one node (the claim is ReadWriteOnce: every replica shares its node)" if one_node else "the nodes"
+    detail = (f"{replicas} replica(s) x {gib(pod_memory)} each ({names['memory_request']} or {largest['name']}'s "
+              f"need, whichever is more); {where} can take {fit} Ollama pod(s) after the other pods' requests "
+              f"({listing})")
+    if fit >= replicas:
+        surge = ("room for a surge pod: rolling updates keep every replica serving" if fit > replicas else
+                 "no room for a surge pod: pods are recreated on each rollout")
+        return _finding("replicas", "cluster", True, f"{detail}; {surge}", replicas, fit)
+    return _finding(
+        "replicas", "cluster", False,
+        f"{detail}, {replicas - fit} short. Fix: lower {names['replicas']} to {max(fit, 1)}, add nodes with "
+        f"{whole_gi(pod_memory)} free per replica (ollama_flux_node_selector), "
+        + ("use a ReadOnlyMany or ReadWriteMany claim so the replicas can spread over nodes, " if one_node else "")
+        + "or choose a smaller model or context.",
+        replicas, fit,
     )
 
 

@@ -106,8 +106,8 @@ def _stall(release: dict | None, pods: list, events: list, names: dict) -> dict:
             phase = (pod.get("status") or {}).get("phase")
             cause = found[1] if found else f"pod {pod['metadata']['name']} is {phase} and not Ready"
             return _verdict("pull_stall", "failing", cause, [pod_line(pod)] + evidence,
-                            "read the pod's events and its align-threads log (kubectl logs -c align-threads); "
-                            "a model missing from the claim stops it: run seed_models.yml")
+                            "read the pod's events (kubectl describe pod); a claim that was never seeded has no "
+                            "models directory to mount read-only: run seed_models.yml")
     return _verdict("pull_stall", "ok", f"{len(pods)} Ollama pod(s) Ready, no startup pull", evidence)
 
 
@@ -160,7 +160,8 @@ def _model(probes: list, pods: list, names: dict) -> dict:
     if direct.get("failed_level") == "model":
         return _verdict("model_missing", "failing", f"{names['model']} is not in the served store: "
                         f"{direct.get('reason', '')}", [_probe_line(direct)],
-                        "seed it (seed_models.yml) and restart the pod so align-threads creates the served model")
+                        "seed it (seed_models.yml writes the served model beside the base one); the pods read "
+                        "the store on every request, so no restart is needed")
     return _verdict("model_missing", "unknown", f"Ollama did not answer: {direct.get('reason', '')}",
                     [_probe_line(direct)], "see the other verdicts")
 

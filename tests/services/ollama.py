@@ -77,7 +77,7 @@ class OllamaServer:
         return self._proc.log_tail(lines) if self._proc else ""
 
     def derive(self, name: str, base: str, **parameters) -> str:
-        """`ollama create name` FROM base with PARAMETER lines, as the chart's align-threads does."""
+        """`ollama create name` FROM base with PARAMETER lines, as the seed Job does."""
         modelfile = self.workdir / f"Modelfile.{len(list(self.workdir.glob('Modelfile.*')))}"
         modelfile.write_text(f"FROM {base}\n" + "".join(f"PARAMETER {k} {v}\n" for k, v in parameters.items()))
         self.cli("create", name, "-f", str(modelfile))

@@ -64,7 +64,7 @@ def ready_in(cluster, kind: tuple, name: str, namespace: str):
 @pytest.fixture(scope="session")
 def served_model(ollama, tiny_model) -> str:
     """The model the prod pod serves, <model>-t<whole CPUs of the limit>, created in the real Ollama
-    exactly as the align-threads init container creates it in the pod."""
+    with `ollama create`, as the seed Job creates it on the claim."""
     cpu_limit = yaml.safe_load(PROD_FLUX_VARS.read_text())["ollama_flux_cpu_limit"]
     threads = max(k8s_cpu_millicores(cpu_limit) // 1000, 1)
     ollama.cli("pull", "--insecure", tiny_model.ref)

@@ -49,7 +49,11 @@ def test_site_converges_on_the_seeded_claim(cluster, run_on_cluster):
     claims = [v["persistentVolumeClaim"]["claimName"] for v in pod_spec["volumes"] if "persistentVolumeClaim" in v]
     assert claims == ["ollama-models"]
     assert all("postStart" not in (c.get("lifecycle") or {}) for c in pod_spec["containers"]), "no startup pull"
-    assert [c["name"] for c in pod_spec.get("initContainers", [])] == ["align-threads"]
+    # the seeded store, read-only: nothing runs in the pod before the server, which creates nothing
+    assert "initContainers" not in pod_spec
+    store = next(v for v in pod_spec["volumes"] if v["name"] == "ollama-store")
+    assert store["persistentVolumeClaim"]["readOnly"] is True
+    assert dep["spec"]["replicas"] == 2
 
     svc = cluster.get("v1", "Service", "ollama", NAMESPACE)
     assert svc["spec"]["type"] == "ClusterIP"

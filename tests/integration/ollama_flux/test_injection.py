@@ -1,19 +1,13 @@
 """Names and values cannot inject: every role checks model names with the modules' parser, and object
 names and GitOps paths with the dns_label and repo_path filters, before it writes or applies anything;
-the align-threads init container takes its names from its environment, so the script that runs in the
-pod is the same text whatever the model is."""
+the seed Job's script takes its names from its environment, so the script that runs in the pod is the
+same text whatever the model is."""
 
 from __future__ import annotations
 
-import contextlib
-import os
-import signal
-import subprocess
-
 import pytest
 
-from tests.playbook import PROJECT_ROOT, ROLE_OBJECTS_PLAYBOOK, role_objects, run_playbook
-from tests.services.process import free_port
+from tests.playbook import PROJECT_ROOT, ROLE_OBJECTS_PLAYBOOK, run_playbook
 
 HOSTILE = {
     "command-substitution": "$(touch /tmp/pwned)",
@@ -157,36 +151,3 @@ def test_the_rendered_seed_job_takes_a_lone_placeholder_and_a_model_reference(wo
     assert run.returncode == 0, run.output[-3000:]
     rendered = "\n".join(path.read_text() for path in target.rglob("*.yaml"))
     assert "${OLLAMA_MODEL} registry.example.com:5000/team/m:v1" in rendered
-
-
-def test_align_threads_script_takes_names_from_its_environment(work_tree_collections, tmp_path, ollama, tiny_model):
-    """The init container's script and environment, as apply mode sends them, run against a real Ollama
-    store: it derives the served model, and the script text never contains a model name."""
-    data = role_objects(work_tree_collections, "ollama_flux", "dev",
-                        "{'init': __ollama_flux_init_containers, 'served': ollama_flux_served_model}", tmp_path,
-                        {"ollama_flux_model": tiny_model.ref})
-    (init,) = data["init"]
-    script = init["args"][-1]
-    assert tiny_model.ref not in script and data["served"] not in script
-    env = {item["name"]: item["value"] for item in init["env"]}
-    assert env["ALIGN_MODEL"] == tiny_model.ref and env["ALIGN_SERVED_MODEL"] == data["served"]
-
-    # the pod's store, with the seeded model, served by a short-lived server of the script's own
-    ollama.cli("pull", "--insecure", tiny_model.ref)
-    run_env = {**os.environ, **env, "OLLAMA_HOST": f"127.0.0.1:{free_port()}", "OLLAMA_MODELS": str(ollama.models_dir),
-               "HOME": str(tmp_path)}
-    local = script.replace("/bin/ollama", ollama.binary)
-    # its own session: `exec ollama create` leaves the script's background server behind, as in the pod
-    # (where the container's end stops it); here the whole group is stopped at the end
-    log = tmp_path / "align-threads.log"
-    with log.open("w") as out:
-        proc = subprocess.Popen(["sh", "-c", local], env=run_env, stdout=out, stderr=subprocess.STDOUT,
-                                start_new_session=True)
-    try:
-        assert proc.wait(timeout=300) == 0, log.read_text()
-        listed = ollama.cli("list").stdout
-        assert data["served"] in listed, listed
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=30)

@@ -66,30 +66,67 @@ def test_chart_renders_the_release(rendered, seed_table, environment, helm_bin, 
         "OLLAMA_CONTEXT_LENGTH": "4096",
         "OLLAMA_LOAD_TIMEOUT": "15m",
         "OLLAMA_MAX_LOADED_MODELS": "1",
+        # the read-only store: never pruned at start
+        "OLLAMA_NOPRUNE": "1",
     }
     assert all(isinstance(v, str) for v in env.values())
-    assert {"name": "ollama-data", "mountPath": "/root/.ollama"} in container["volumeMounts"]
     # Ready as soon as Ollama answers, not after the chart's 30 s delay
     assert container["readinessProbe"]["initialDelaySeconds"] == 1
     assert container["readinessProbe"]["periodSeconds"] == 2
 
-    # pre-seeded store: the cache is an existing claim and nothing runs in a postStart hook
-    assert "lifecycle" not in container
+    # pre-seeded store: the claim's models directory, read-only in the volume and in the mount, under an
+    # emptyDir at the chart's mount path for Ollama's key; nothing creates a model in the pod
     assert not by_kind(objects, "PersistentVolumeClaim")
-    volume = next(v for v in pod["volumes"] if v["name"] == "ollama-data")
-    assert volume == {"name": "ollama-data", "persistentVolumeClaim": {"claimName": "ollama-models"}}
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert volumes["ollama-data"] == {"name": "ollama-data", "emptyDir": {}}
+    assert volumes["ollama-store"] == {
+        "name": "ollama-store", "persistentVolumeClaim": {"claimName": "ollama-models", "readOnly": True}}
+    assert container["volumeMounts"] == [
+        {"name": "ollama-data", "mountPath": "/root/.ollama"},
+        {"name": "ollama-store", "mountPath": "/root/.ollama/models", "subPath": "models", "readOnly": True},
+    ]
+    assert "initContainers" not in pod
+    # the only hook is the drain: a stopping replica serves on while the Service drops it
+    assert container["lifecycle"] == {"preStop": {"sleep": {"seconds": 30}}}
+    assert pod["terminationGracePeriodSeconds"] == 60
 
-    # num_thread = whole CPUs of the limit, baked into the served model before the server starts
-    (init,) = pod["initContainers"]
-    script = init["args"][0]
-    # the names come from the init container's environment; the script's text holds none
-    assert 'create "${ALIGN_SERVED_MODEL}"' in script and "qwen2.5" not in script
-    init_env = {item["name"]: item["value"] for item in init["env"]}
-    assert init_env["ALIGN_MODEL"] == "qwen2.5:72b" and init_env["ALIGN_NUM_THREAD"] == str(THREADS[environment])
-    assert init_env["ALIGN_SERVED_MODEL"] == f"qwen2.5:72b-t{THREADS[environment]}"
-    assert init["resources"] == container["resources"]
-    assert {"name": "ollama-data", "mountPath": "/root/.ollama"} in init["volumeMounts"]
-    assert init_env["OLLAMA_MODELS"] == "/root/.ollama/models"
+    replicas = {"dev": 1, "prod": 2}[environment]
+    assert deployment["spec"]["replicas"] == replicas
+    # the preflight is off here: the nodes were not read, so no room for a surge pod is known
+    assert deployment["spec"]["strategy"] == {"type": "Recreate"}
+    # a ReadWriteOnce claim: every replica (and a surge pod) on the claim's node
+    (term,) = pod["affinity"]["podAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+    assert term["topologyKey"] == "kubernetes.io/hostname"
+    assert term["labelSelector"]["matchLabels"] == deployment["spec"]["selector"]["matchLabels"]
+    assert "topologySpreadConstraints" not in pod
+
+
+def test_chart_spreads_replicas_on_a_shared_claim(run_deploy, gitops_tree, tmp_path, helm_bin, ollama_chart,
+                                                  validate_k8s):
+    """A claim every node may mount: the replicas spread over nodes; a known surge room rolls them."""
+    root = tmp_path / "repo"
+    result = run_deploy(
+        "prod",
+        {"ollama_flux_mode": "gitops", "ollama_flux_gitops_dir": str(root), "ollama_flux_replicas": 3,
+         "ollama_flux_pvc_access_modes": ["ReadOnlyMany"], "ollama_flux_update_strategy": "RollingUpdate"},
+    )
+    assert result.returncode == 0, result.output[-4000:]
+    objects = helm_template(helm_bin, ollama_chart, gitops_tree(root, "prod").helmrelease(), tmp_path)
+    for obj in objects:
+        validate_k8s(obj)
+    (deployment,) = by_kind(objects, "Deployment")
+    pod = deployment["spec"]["template"]["spec"]
+    assert deployment["spec"]["replicas"] == 3
+    assert deployment["spec"]["strategy"] == {
+        "type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}
+    assert pod["topologySpreadConstraints"] == [{
+        "maxSkew": 1, "topologyKey": "kubernetes.io/hostname", "whenUnsatisfiable": "ScheduleAnyway",
+        "labelSelector": {"matchLabels": deployment["spec"]["selector"]["matchLabels"]}}]
+    assert "affinity" not in pod
+    budget = yaml.safe_load((gitops_tree(root, "prod").app / "poddisruptionbudget.yaml").read_text())
+    validate_k8s(budget)
+    assert budget["spec"] == {"maxUnavailable": 1,
+                              "selector": {"matchLabels": deployment["spec"]["selector"]["matchLabels"]}}
 
 
 def test_chart_owned_volume_is_kept_and_pulled(run_deploy, gitops_tree, tmp_path, helm_bin, ollama_chart, validate_k8s):
@@ -102,6 +139,8 @@ def test_chart_owned_volume_is_kept_and_pulled(run_deploy, gitops_tree, tmp_path
             "ollama_flux_gitops_dir": str(root),
             "ollama_flux_models_preseeded": False,
             "ollama_flux_pvc_mode": "chart",
+            # the chart pulls into the store at start: one writer
+            "ollama_flux_replicas": 1,
         },
     )
     assert result.returncode == 0, result.output[-4000:]
@@ -116,6 +155,8 @@ def test_chart_owned_volume_is_kept_and_pulled(run_deploy, gitops_tree, tmp_path
     (deployment,) = by_kind(objects, "Deployment")
     pod = deployment["spec"]["template"]["spec"]
     assert "initContainers" not in pod
+    assert deployment["spec"]["replicas"] == 1 and deployment["spec"]["strategy"] == {"type": "Recreate"}
+    assert pod["volumes"][0] == {"name": "ollama-data", "persistentVolumeClaim": {"claimName": "ollama"}}
     hook = pod["containers"][0]["lifecycle"]["postStart"]["exec"]["command"][-1]
     assert "/bin/ollama pull  qwen2.5:72b" in hook
     assert "PARAMETER num_thread 2" in hook and "/bin/ollama create qwen2.5:72b-t2" in hook

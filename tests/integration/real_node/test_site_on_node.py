@@ -9,10 +9,14 @@ The tests run in file order and share the release the first one builds, as a use
 
 from __future__ import annotations
 
+import collections
+import concurrent.futures
 import contextlib
+import hashlib
 import json
 import re
 import socket
+import time
 
 import pytest
 
@@ -43,6 +47,12 @@ def server_pods(cluster) -> list[dict]:
             if not pod["metadata"].get("deletionTimestamp")]
 
 
+def deployment_of(cluster) -> dict:
+    (deployment,) = cluster.get("apps/v1", "Deployment", namespace=NAMESPACE,
+                                label_selector=f"app.kubernetes.io/instance={RELEASE}")["items"]
+    return deployment
+
+
 def seed_pods(cluster) -> list[dict]:
     return cluster.get("v1", "Pod", namespace=NAMESPACE,
                        label_selector="app.kubernetes.io/component=model-cache")["items"]
@@ -64,12 +74,14 @@ def test_site_seeds_a_real_claim_and_the_pod_serves_it_without_pulling(cluster, 
     assert seeders and all(pod["spec"]["nodeName"] == NODE_NAME for pod in seeders)
     assert [pod["status"]["phase"] for pod in seeders][-1] == "Succeeded"
 
-    # the chart's pod runs on the node, on the seeded claim: its init container aligned the model
-    [pod] = server_pods(cluster)
-    assert pod["spec"]["nodeName"] == NODE_NAME and pod_ready(pod)
-    [init] = pod["status"]["initContainerStatuses"]
-    assert init["name"] == "align-threads" and init["state"]["terminated"]["reason"] == "Completed"
-    assert pod["status"]["containerStatuses"][0]["restartCount"] == 0
+    # the prod inventory's two replicas run on the node, on the seeded claim, and create nothing: the seed
+    # Job wrote the thread-aligned model beside the base one
+    pods = server_pods(cluster)
+    assert len(pods) == 2, [p["metadata"]["name"] for p in pods]
+    for pod in pods:
+        assert pod["spec"]["nodeName"] == NODE_NAME and pod_ready(pod)
+        assert "initContainerStatuses" not in pod["status"]
+        assert pod["status"]["containerStatuses"][0]["restartCount"] == 0
     claim = cluster.get("v1", "PersistentVolumeClaim", "ollama-models", NAMESPACE)
     store = node.volume_path(claim) / "models" / "manifests"
     served = served_model_name(run.said)
@@ -78,30 +90,148 @@ def test_site_seeds_a_real_claim_and_the_pod_serves_it_without_pulling(cluster, 
     assert any(path.endswith("library/tiny/latest") for path in manifests), manifests
     assert any(path.endswith("library/tiny/latest-t2") for path in manifests), manifests
 
-    # it pulled nothing: the registry and its CDN served the seed Job's pod (and the preflight, which
-    # reads the model's header from the controller), never the server's pod
-    server_ip = pod["status"]["podIP"]
+    # they pulled nothing: the registry and its CDN served the seed Job's pod (and the preflight, which
+    # reads the model's header from the controller), never a server pod
     seeder_ips = {p["status"].get("podIP") for p in seeders} - {None}
     cdn = [line.split()[0] for line in (node_registry.workdir / "cdn" / "access.log").read_text().splitlines()
            if "/blobs/" in line]
     assert seeder_ips & set(cdn), cdn
     registry_clients = re.findall(r'remoteaddr="([0-9.]+):', (node_registry.workdir / "registry.log").read_text())
-    assert server_ip not in cdn and server_ip not in registry_clients, (server_ip, cdn, set(registry_clients))
+    for pod in pods:
+        server_ip = pod["status"]["podIP"]
+        assert server_ip not in cdn and server_ip not in registry_clients, (server_ip, cdn, set(registry_clients))
+
+    # the preflight found room on the node for a surge pod: rolling updates keep both replicas serving
+    assert "2 replica(s), one-node, replaced by RollingUpdate, each draining for 30s." in run.said, run.said[-6000:]
+    deployment = deployment_of(cluster)
+    assert deployment["spec"]["strategy"] == {
+        "type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}
 
     # inference_check answered through the Service and through the gateway pod, by DNS name
     assert f"agent-gateway: healthy, model {served}" in run.said, run.said[-4000:]
     # and the parallel requests of kagent's fan-out went through the gateway pod
     assert f"concurrency through agent-gateway ({GATEWAY_URL})" in run.said, run.said[-4000:]
+    # and the gateway spread them over both replicas, each answering some
+    spread = re.search(r"replica spread through agent-gateway: (\d+) /api/chat requests over 2 pods: .*; min share "
+                       r"(\d+) %", run.said)
+    assert spread and int(spread.group(1)) >= 16, run.said[-4000:]
 
     again = run_on_node("site.yml")
     assert again.returncode == 0, again.output[-8000:]
     assert again.recap["changed"] == 0, again.output[-8000:]
 
 
+def store_files(cluster, node) -> dict[str, str]:
+    """Every file of the seeded store on the node's disk: relative path -> sha256 of its bytes."""
+    claim = cluster.get("v1", "PersistentVolumeClaim", "ollama-models", NAMESPACE)
+    root = node.volume_path(claim)
+    return {str(path.relative_to(root)): hashlib.sha256(path.read_bytes()).hexdigest()
+            for path in sorted(root.rglob("*")) if path.is_file()}
+
+
+def test_the_replicas_mount_the_store_read_only(cluster):
+    for pod in server_pods(cluster):
+        volume = next(v for v in pod["spec"]["volumes"] if v["name"] == "ollama-store")
+        assert volume["persistentVolumeClaim"] == {"claimName": "ollama-models", "readOnly": True}
+        (container,) = pod["spec"]["containers"]
+        mount = next(m for m in container["volumeMounts"] if m["name"] == "ollama-store")
+        assert mount["readOnly"] and mount["subPath"] == "models" and mount["mountPath"] == "/root/.ollama/models"
+        # the kernel refuses a write, whatever Ollama would try
+        written = pod_exec(cluster, NAMESPACE, pod["metadata"]["name"],
+                           ["/bin/sh", "-c", "echo x > /root/.ollama/models/written"])
+        assert written.returncode != 0 and "Read-only file system" in written.stderr, written
+
+
+# Four clients through the gateway, one request after another each, until told to stop: every HTTP
+# status (000: no answer) on its own line.
+LOAD_SCRIPT = r"""
+rm -f /tmp/load-stop /tmp/load-*.codes
+client() {
+  while [ ! -e /tmp/load-stop ]; do
+    curl -sS -m 120 -o /dev/null -w '%{http_code}\n' -H 'Content-Type: application/json' -d "$BODY" \
+      "$URL/api/generate" 2>>/tmp/load-errors || true
+  done
+}
+for i in 1 2 3 4; do client > /tmp/load-$i.codes & done
+wait
+cat /tmp/load-*.codes
+"""
+
+
+def _restart_under_load(cluster, served: str) -> list[str]:
+    """A rolling restart of the Deployment while four clients call the model through the gateway: the
+    status of every request sent until the last old pod is gone."""
+    body = json.dumps({"model": served, "prompt": "Say hi.", "stream": False, "options": {"num_predict": 4}})
+    deployment = deployment_of(cluster)
+    name = deployment["metadata"]["name"]
+    old = {pod["metadata"]["name"] for pod in server_pods(cluster)}
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        load = pool.submit(pod_exec, cluster, GATEWAY_NAMESPACE, CONTROLLER_POD,
+                           ["env", f"URL={GATEWAY_URL}", f"BODY={body}", "sh", "-c", LOAD_SCRIPT], 900)
+        try:
+            cluster.wait_for("load started", lambda: int(pod_exec(cluster, GATEWAY_NAMESPACE, CONTROLLER_POD, [
+                "sh", "-c", "cat /tmp/load-*.codes 2>/dev/null | wc -l"]).stdout.strip() or 0) >= 8)
+            # what `kubectl rollout restart` does
+            cluster.request("PATCH", f"/apis/apps/v1/namespaces/{NAMESPACE}/deployments/{name}",
+                            {"spec": {"template": {"metadata": {"annotations": {
+                                "kubectl.kubernetes.io/restartedAt": time.strftime("%Y-%m-%dT%H:%M:%SZ")}}}}},
+                            "application/strategic-merge-patch+json")
+
+            def rolled():
+                pods = cluster.get("v1", "Pod", namespace=NAMESPACE,
+                                   label_selector=f"app.kubernetes.io/instance={RELEASE}")["items"]
+                names = {pod["metadata"]["name"] for pod in pods}
+                return (not names & old and len(pods) == 2 and all(pod_ready(pod) for pod in pods)) and names
+
+            new = cluster.wait_for("the rolling restart to replace both pods", rolled, timeout=300)
+        finally:
+            pod_exec(cluster, GATEWAY_NAMESPACE, CONTROLLER_POD, ["touch", "/tmp/load-stop"])
+        done = load.result(timeout=300)
+    assert done.returncode == 0, done
+    assert len(new) == 2
+    return done.stdout.split()
+
+
+def test_a_rolling_restart_under_load_fails_no_request_and_writes_nothing(cluster, node, run_on_node):
+    served = served_model_name(run_on_node("verify.yml", {"inference_check_concurrency": 0}).said)
+    before = store_files(cluster, node)
+
+    codes = _restart_under_load(cluster, served)
+
+    # every request through the gateway was answered, while each old replica drained and stopped
+    assert len(codes) >= 8 and set(codes) == {"200"}, collections.Counter(codes)
+    # the new replicas started on the store and served from it without writing a byte
+    assert store_files(cluster, node) == before
+    # and the release is as the playbook left it: a rerun changes nothing
+    again = run_on_node("deploy.yml")
+    assert again.returncode == 0 and again.recap["changed"] == 0, again.output[-6000:]
+
+
+def test_check_mode_on_the_replicas_reports_and_changes_nothing(cluster, run_on_node):
+    deployment = deployment_of(cluster)
+    run = run_on_node("site.yml", {"ollama_flux_replicas": 3}, "--check", "--diff")
+    assert run.returncode == 0, run.output[-6000:]
+    assert "3 replica(s), one-node, replaced by" in run.said, run.said[-4000:]
+    assert re.search(r"replicaCount\W{1,4}3\b", run.output), run.output[-6000:]
+    assert deployment_of(cluster)["spec"] == deployment["spec"]
+    assert len(server_pods(cluster)) == 2
+
+
+def test_more_replicas_than_the_node_holds_are_refused_before_anything_changes(cluster, run_on_node):
+    deployment = deployment_of(cluster)
+    run = run_on_node("site.yml", {"ollama_flux_replicas": 400})
+    assert run.returncode != 0
+    assert "Preflight (preflight_mode=enforce): 400 replica(s) x 1.0 GiB each" in run.said, run.said[-4000:]
+    assert "Fix: lower ollama_flux_replicas to" in run.said
+    # refused at the preflight: the seed and the deployment never ran
+    assert "Pre-seed the Ollama model store" not in run.output and "Deploy Ollama through Flux" not in run.output
+    assert deployment_of(cluster)["spec"] == deployment["spec"]
+
+
 def test_the_network_policy_admits_the_gateway_and_refuses_other_namespaces(cluster, node, gateway):
     cluster.apply(namespace(OUTSIDER_NAMESPACE), tools_pod("outsider", OUTSIDER_NAMESPACE, node.images["tools"]))
     wait_pod_ready(cluster, OUTSIDER_NAMESPACE, "outsider")
-    [pod] = server_pods(cluster)
+    pod = server_pods(cluster)[0]
     version = "/api/version"
     curl = ["curl", "-sS", "-m", "4"]
 
@@ -274,7 +404,9 @@ def test_a_limit_below_the_server_is_a_real_oomkill_that_deploy_names(cluster, r
     name = "ollama-starved"
     own = {"ollama_flux_release_name": name, "ollama_flux_namespace": name, "ollama_flux_namespace_create": True,
            "ollama_flux_pvc_mode": "role", "ollama_flux_pvc_name": f"{name}-models",
-           "ollama_flux_storage_class": STORAGE_CLASS}
+           "ollama_flux_storage_class": STORAGE_CLASS,
+           # an empty claim of its own: the chart's own pull (which the kill comes before), one replica
+           "ollama_flux_models_preseeded": False, "ollama_flux_thread_alignment": "off", "ollama_flux_replicas": 1}
     starved = {**PAST_THE_PREFLIGHT, **own, "ollama_flux_memory_limit": "8Mi", "ollama_flux_memory_request": "8Mi",
                "ollama_flux_timeout": "45s", "ollama_flux_install_retries": 0}
     try:

@@ -38,7 +38,7 @@ def test_num_thread_names_a_bad_limit(limit):
 
 @pytest.mark.parametrize("model,limit,alignment,expected", [
     ("qwen2.5:72b", "2000m", "auto", "qwen2.5:72b-t2"),
-    ("qwen2.5:72b", "1000m", "init_container", "qwen2.5:72b-t1"),
+    ("qwen2.5:72b", "1000m", "seed", "qwen2.5:72b-t1"),
     ("qwen2.5", "4", "chart_create", "qwen2.5:latest-t4"),
     ("myteam/model:v1", "2", "auto", "myteam/model:v1-t2"),
     ("registry.example.com:5000/library/tiny:latest", "2000m", "auto",

@@ -41,6 +41,7 @@ def test_gitops_base_equals_the_defaults():
     assert base["OLLAMA_NUM_PARALLEL"] == str(defaults["ollama_flux_num_parallel"])
     assert base["OLLAMA_CONTEXT_LENGTH"] == str(defaults["ollama_flux_context_length"])
     assert base["OLLAMA_MAX_LOADED_MODELS"] == str(defaults["ollama_flux_max_loaded_models"])
+    assert base["OLLAMA_REPLICAS"] == str(defaults["ollama_flux_replicas"])
     assert base["OLLAMA_SERVED_MODEL"] == f"{defaults['ollama_flux_model']}-t{base['OLLAMA_NUM_THREAD']}"
 
 

@@ -146,3 +146,57 @@ def test_filter_wraps_errors_and_is_registered():
     assert preflight_findings([SMALL], memory_limit="4Gi")["ok"]
     with pytest.raises(AnsibleFilterError, match="^preflight_findings: ollama_flux_memory_limit"):
         preflight_findings([SMALL], memory_limit="4GB")
+
+
+def pod(node_name, memory, cpu="0", labels=None, phase="Running"):
+    requests = {"memory": memory, "cpu": cpu}
+    return {"metadata": {"name": f"p-{node_name}", "labels": labels or {}}, "status": {"phase": phase},
+            "spec": {"nodeName": node_name, "containers": [{"resources": {"requests": requests}}]}}
+
+
+OWN = {"app.kubernetes.io/name": "ollama", "app.kubernetes.io/instance": "ollama"}
+
+
+def test_replicas_count_what_the_other_pods_leave():
+    # each Ollama pod takes its 8Gi request (more than small:1b's need); node a has 20Gi, 5Gi of it taken by
+    # another pod: 15 // 8 = 1; node b has 20Gi, only our own pod on it (replaced, so not counted): 2
+    nodes = [node("a", memory="20Gi"), node("b", memory="20Gi")]
+    pods = [pod("a", "5Gi"), pod("b", "8Gi", labels=OWN), pod("a", "4Gi", phase="Succeeded")]
+    spread = check([SMALL], memory_request="8Gi", nodes=nodes, pods=pods, own_labels=OWN, replicas=2,
+                   access_modes=["ReadOnlyMany"])
+    finding = by_check(spread)[("replicas", "cluster")]
+    assert spread["pods_that_fit"] == 3 and finding["ok"]
+    assert "room for a surge pod" in finding["message"] and "a: 1, b: 2" in finding["message"]
+
+    # ReadWriteOnce: one node must hold every replica; the best holds 2
+    one = check([SMALL], memory_request="8Gi", nodes=nodes, pods=pods, own_labels=OWN, replicas=3,
+                access_modes=["ReadWriteOnce"])
+    finding = by_check(one)[("replicas", "cluster")]
+    assert one["pods_that_fit"] == 2 and not finding["ok"] and not one["ok"]
+    assert "3 replica(s) x 8.0 GiB" in finding["message"] and "1 short" in finding["message"]
+    assert "lower ollama_flux_replicas to 2" in finding["message"]
+    assert "ReadOnlyMany or ReadWriteMany" in finding["message"]
+
+
+def test_replicas_fit_exactly_leaves_no_surge_room():
+    result = check([SMALL], memory_request="8Gi", cpu_request="2", nodes=[node("a", memory="64Gi", cpu="4")],
+                   replicas=2)
+    # CPU bounds it: 4 cores / 2 = 2 pods, though memory would hold 8
+    finding = by_check(result)[("replicas", "cluster")]
+    assert result["pods_that_fit"] == 2 and finding["ok"] and "no room for a surge pod" in finding["message"]
+
+
+def test_replicas_are_not_counted_without_nodes():
+    result = check([SMALL], memory_request="8Gi", replicas=5)
+    assert result["pods_that_fit"] is None and ("replicas", "cluster") not in by_check(result)
+
+
+@pytest.mark.parametrize("replicas", [0, -1, "two", True])
+def test_bad_replicas_are_refused(replicas):
+    with pytest.raises(PreflightError, match="ollama_flux_replicas must be a whole number of at least 1"):
+        check([SMALL], replicas=replicas)
+
+
+def test_bad_access_modes_are_refused():
+    with pytest.raises(PreflightError, match="ollama_flux_pvc_access_modes is .*ReadWriteSometimes"):
+        check([SMALL], access_modes=["ReadWriteSometimes"])
