@@ -1,8 +1,8 @@
 """The chart's pod on the real node: Ready and serving from a seeded claim, against the chart's own pull.
 
-pod_ready_seeded_s: the pod as the collection deploys it (the claim seeded beforehand, the
-align-threads init container, no postStart hook), from its creation to Ready and answering /api/show
-for the served model. The baseline, pod_ready_chart_pull_s, is the same chart with the same model,
+pod_ready_seeded_s: the pod as the collection deploys it (the claim seeded beforehand with the base and
+the thread-aligned served model, mounted read-only, no postStart hook), from its creation to Ready and
+answering /api/show for the served model. The baseline, pod_ready_chart_pull_s, is the same chart with the same model,
 image, limits and registry, pulling the model in its postStart hook into an empty claim, as the chart
 does by default (ollama.models.pull, with the chart's ollama.insecure for the plain-HTTP registry),
 to Ready and answering for the pulled model. The chart's own thread alignment (ollama.models.create)
@@ -12,20 +12,32 @@ seeded pod (goal 0; chart_pull_bytes is the baseline's).
 node_ready_s: the node's kubelet start to its Node Ready, and node_start_s containerd's start to
 CoreDNS and the NetworkPolicy enforcer Ready, images imported.
 
+Two replicas on the one read-only claim, as the prod inventory deploys them, called through their
+Service: replicas_spread_min_share is the share of REQUESTS requests served by the least-used replica
+(counted in each pod's log by the replica_spread code inference_check uses; 0.5 is an even split);
+restart_failed_requests the requests that failed while four clients called the model during a rolling
+restart (every old pod drained and gone; restart_requests is how many were sent); and
+store_bytes_written_by_pods the bytes of the claim that differ after the pods started, served and were
+replaced (goal 0).
+
 Values come from the ollama_flux role on the real node's test inventory, installed with helm (the
 same chart Flux installs), so the figures describe the pod users run.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
 import tempfile
+import threading
 import time
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from ansible_collections.aiplatform.ollama.plugins.module_utils.replica_spread import spread
 from benchmarks.measure import collection_path, make_model
 from tests.playbook import role_objects
 from tests.services.cluster import Cluster, cache_dir, chart_dir
@@ -35,6 +47,7 @@ from tests.services.registry import Registry
 
 INVENTORY = Path(__file__).resolve().parent.parent / "tests" / "integration" / "real_node" / "inventory"
 MODEL_MB = 128
+REQUESTS = 32
 
 
 def _pod_serving(cluster, namespace: str, model: str) -> tuple[float, str] | None:
@@ -63,6 +76,79 @@ def _bytes_sent_to(cdn_log: Path, ip: str) -> int:
     return total
 
 
+def _store_digest(root: Path) -> dict[str, tuple[int, str]]:
+    return {str(p.relative_to(root)): (p.stat().st_size, hashlib.sha256(p.read_bytes()).hexdigest())
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def _bytes_changed(before: dict, after: dict) -> int:
+    return sum(after[name][0] for name in after if before.get(name) != after[name]) + sum(
+        before[name][0] for name in before if name not in after)
+
+
+def _generate(url: str, model: str) -> bool:
+    body = json.dumps({"model": model, "prompt": "Say hi.", "stream": False, "options": {"num_predict": 4}})
+    request = urllib.request.Request(url + "/api/generate", data=body.encode(),
+                                      headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=120) as response:
+            return response.status == 200 and "response" in json.loads(response.read())
+    except OSError:
+        return False
+
+
+def _server_pods(cluster, namespace: str) -> list[dict]:
+    return [p for p in cluster.get("v1", "Pod", namespace=namespace,
+                                   label_selector="app.kubernetes.io/name=ollama")["items"]
+            if not p["metadata"].get("deletionTimestamp")]
+
+
+def _pod_logs(cluster, namespace: str, pods: list[dict]) -> list[dict]:
+    return [{"name": p["metadata"]["name"], "log": cluster.log(namespace, p["metadata"]["name"], "ollama")}
+            for p in pods]
+
+
+def _replicas(cluster, namespace: str, url: str, model: str, store: Path) -> dict[str, float]:
+    """Spread, a rolling restart under load, and what the pods wrote, for two replicas on namespace's claim."""
+    before_store = _store_digest(store)
+    pods = cluster.wait_for("two replicas Ready", lambda: len(p := [x for x in _server_pods(cluster, namespace)
+                                                                    if pod_ready(x)]) == 2 and p, timeout=600)
+    logs_before = _pod_logs(cluster, namespace, pods)
+    with ThreadPoolExecutor(4) as pool:
+        answered = list(pool.map(lambda _: _generate(url, model), range(REQUESTS)))
+    assert all(answered), f"{answered.count(False)} of {REQUESTS} requests failed before the restart"
+    shares = spread(_pod_logs(cluster, namespace, pods), logs_before, path="/api/generate")
+
+    old = {p["metadata"]["name"] for p in pods}
+    stop = threading.Event()
+    outcomes: list[bool] = []
+
+    def client():
+        while not stop.is_set():
+            outcomes.append(_generate(url, model))
+
+    threads = [threading.Thread(target=client) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    try:
+        deployment = cluster.get("apps/v1", "Deployment", namespace=namespace)["items"][0]["metadata"]["name"]
+        cluster.request("PATCH", f"/apis/apps/v1/namespaces/{namespace}/deployments/{deployment}",
+                        {"spec": {"template": {"metadata": {"annotations": {
+                            "kubectl.kubernetes.io/restartedAt": time.strftime("%Y-%m-%dT%H:%M:%SZ")}}}}},
+                        "application/strategic-merge-patch+json")
+        cluster.wait_for("the rolling restart to replace both pods", lambda: (
+            len(now := cluster.get("v1", "Pod", namespace=namespace,
+                                   label_selector="app.kubernetes.io/name=ollama")["items"]) == 2
+            and not {p["metadata"]["name"] for p in now} & old and all(pod_ready(p) for p in now)), timeout=600)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
+    return {"replicas_spread_min_share": round(shares["min_share"], 3),
+            "restart_failed_requests": outcomes.count(False), "restart_requests": len(outcomes),
+            "store_bytes_written_by_pods": _bytes_changed(before_store, _store_digest(store))}
+
+
 def run() -> dict[str, float]:
     with tempfile.TemporaryDirectory(prefix="bench_real_node_") as tmp:
         work = Path(tmp)
@@ -81,12 +167,16 @@ def run() -> dict[str, float]:
             figures = {"node_ready_s": round(node.kubelet_ready_seconds, 2),
                        "node_start_s": round(node.ready_seconds, 2)}
             # case: (the role's variables, the model the pod must serve, the figures' names)
+            # one pod each: the time to one pod Ready
             cases = {
-                "seeded": ({"ollama_flux_models_preseeded": True}, f"{model.ref}-t2",
+                "seeded": ({"ollama_flux_models_preseeded": True, "ollama_flux_replicas": 1}, f"{model.ref}-t2",
                            ("pod_ready_seeded_s", "pod_bytes_pulled")),
                 "chart-pull": ({"ollama_flux_models_preseeded": False, "ollama_flux_thread_alignment": "off",
+                                "ollama_flux_replicas": 1,
                                 "ollama_flux_extra_values": {"ollama": {"insecure": True}}}, model.ref,
                                ("pod_ready_chart_pull_s", "chart_pull_bytes")),
+                # the prod inventory's two replicas
+                "replicas": ({"ollama_flux_models_preseeded": True}, f"{model.ref}-t2", None),
             }
 
             for case, (role_vars, served, (ready_figure, bytes_figure)) in cases.items():
@@ -98,11 +188,13 @@ def run() -> dict[str, float]:
                 cluster.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}, claim)
                 bound = cluster.wait_for("claim Bound", lambda ns=namespace: (c := cluster.get(
                     "v1", "PersistentVolumeClaim", "models", ns))["status"].get("phase") == "Bound" and c)
+                store = node.volume_path(bound) / "models"
                 if role_vars["ollama_flux_models_preseeded"]:
                     # the seeded claim: the model's files in the volume, as the seed Job leaves them
-                    with OllamaServer.start(work / "seeder", env={"OLLAMA_NOPRUNE": "1"},
-                                            models_dir=node.volume_path(bound) / "models") as seeder:
+                    with OllamaServer.start(work / f"seeder-{case}", env={"OLLAMA_NOPRUNE": "1"},
+                                            models_dir=store) as seeder:
                         seeder.cli("pull", "--insecure", model.ref)
+                        seeder.derive(served, model.ref, num_thread=2)
                 (work / case).mkdir()
                 release = role_objects(collections, "ollama_flux", str(INVENTORY), "__ollama_flux_helmrelease_obj",
                                        work / case, {**role_vars, "ollama_flux_pvc_name": "models",
@@ -111,6 +203,10 @@ def run() -> dict[str, float]:
                 values.write_text(json.dumps(release["spec"]["values"]))
                 subprocess.run([helm, "install", "ollama", str(chart_dir()), "-n", namespace, "-f", str(values)],
                                check=True, capture_output=True, env=helm_env)
+                if case == "replicas":
+                    service = cluster.get("v1", "Service", "ollama", namespace)["spec"]["clusterIP"]
+                    figures.update(_replicas(cluster, namespace, f"http://{service}:11434", served, store))
+                    continue
                 seconds, ip = cluster.wait_for(f"{case} pod Ready and serving {served}",
                                                lambda ns=namespace, m=served: _pod_serving(cluster, ns, m),
                                                timeout=600)

@@ -507,6 +507,14 @@ class Cluster:
         except urllib.error.HTTPError as exc:
             raise ServiceError(f"{method} {path}: {exc.code} {exc.read().decode(errors='replace')[:2000]}") from None
 
+    def log(self, namespace: str, pod: str, container: str) -> str:
+        """A container's log, as kubectl logs reads it (through the kubelet)."""
+        request = urllib.request.Request(
+            f"{self.api_url}/api/v1/namespaces/{namespace}/pods/{pod}/log?container={container}",
+            headers={"Authorization": f"Bearer {self.token}"})
+        with urllib.request.urlopen(request, timeout=30, context=self._ssl_context(self.api_url)) as response:
+            return response.read().decode(errors="replace")
+
     def apply(self, *objects: dict, field_manager: str = "aiplatform-test") -> None:
         """Server-side apply, as kubectl apply --server-side --force-conflicts does."""
         for obj in objects:

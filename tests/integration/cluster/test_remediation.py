@@ -128,3 +128,14 @@ def test_diagnose_refuses_bad_input_by_name(run_on_cluster):
     unknown = run_on_cluster("diagnose.yml", {"diagnose_runbooks": ["pvc_pending", "disk_full"]})
     assert unknown.returncode != 0
     assert "diagnose_runbooks" in unknown.output and "disk_full" in unknown.output, unknown.output[-3000:]
+
+
+def test_deploy_before_the_seed_is_refused_before_anything_is_applied(cluster, run_on_cluster):
+    name = "unseeded"
+    run = run_on_cluster("deploy.yml", {**own_release(name), "ollama_flux_pvc_mode": "external"})
+
+    assert run.returncode != 0
+    assert f"claim {name}-models does not exist in namespace {name}" in run.said, run.output[-4000:]
+    assert "run seed_models.yml first" in run.said
+    assert "Apply the cluster-vars ConfigMap and the application objects" not in run.output
+    assert cluster.find("v1", "Namespace", name) is None

@@ -28,6 +28,18 @@ CASES = {
     "chart-create-with-a-registry-name": (
         {"ollama_flux_models_preseeded": False, "ollama_flux_model": "registry.example.com/team/m:v1"},
         "ollama_flux_model is 'registry.example.com/team/m:v1', and with ollama_flux_models_preseeded false"),
+    "no-replica": ({"ollama_flux_replicas": 0}, "ollama_flux_replicas is 0, it must be at least 1"),
+    "replicas-pulling-at-start": (
+        {"ollama_flux_replicas": 2, "ollama_flux_models_preseeded": False, "ollama_flux_thread_alignment": "off"},
+        "ollama_flux_replicas is 2, but ollama_flux_models_preseeded is false"),
+    "replicas-on-a-one-pod-claim": (
+        {"ollama_flux_replicas": 2, "ollama_flux_pvc_access_modes": ["ReadWriteOncePod"]},
+        "ReadWriteOncePod claim is mounted by one pod only"),
+    "unknown-strategy": ({"ollama_flux_update_strategy": "BlueGreen"}, "ollama_flux_update_strategy"),
+    "chart-claim-read-only": ({"ollama_flux_pvc_mode": "chart"}, "ollama_flux_pvc_mode is chart, but"),
+    "seed-alignment-without-seed": (
+        {"ollama_flux_thread_alignment": "seed", "ollama_flux_models_preseeded": False},
+        "ollama_flux_thread_alignment is seed, but ollama_flux_models_preseeded is false"),
 }
 
 
