@@ -127,10 +127,12 @@ class TensorInfo:
 
 
 class GGUFHeader:
-    def __init__(self, version, byte_order, metadata, tensors, infos_end):
+    def __init__(self, version, byte_order, metadata, tensors, infos_end, value_types=None):
         self.version = version
         self.byte_order = byte_order
         self.metadata = metadata
+        # key -> GGUF value type id: readers that, like Ollama, honour a key only in one type need it
+        self.value_types = value_types or {}
         self.tensors = tensors
         self.infos_end = infos_end
         alignment = metadata.get("general.alignment", DEFAULT_ALIGNMENT)
@@ -245,10 +247,11 @@ def parse_header(data, complete=False):
         )
     tensor_count = cur.u64()
     kv_count = cur.u64()
-    metadata = {}
+    metadata, value_types = {}, {}
     for _index in range(kv_count):
         key = cur.string()
-        metadata[key] = cur.value(cur.u32(), key)
+        value_types[key] = cur.u32()
+        metadata[key] = cur.value(value_types[key], key)
     tensors = []
     for _index in range(tensor_count):
         name = cur.string()
@@ -258,7 +261,7 @@ def parse_header(data, complete=False):
         dims = list(cur.unpack(f"{n_dims}Q")) if n_dims else []
         ggml_type, offset = cur.unpack("IQ")
         tensors.append(TensorInfo(name, dims, ggml_type, offset))
-    return GGUFHeader(version, "big" if cur.order == ">" else "little", metadata, tensors, cur.pos)
+    return GGUFHeader(version, "big" if cur.order == ">" else "little", metadata, tensors, cur.pos, value_types)
 
 
 def read_header(read, size=None, initial=INITIAL_RANGE):

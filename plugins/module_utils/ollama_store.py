@@ -297,8 +297,11 @@ class OllamaStore:
         """The store's lock, for a `with` block: see StoreLock."""
         return StoreLock(self, timeout=timeout, holder=holder, waiting=waiting)
 
-    def write_manifest(self, ref, manifest):
-        """Write the manifest last, atomically; refuse while any blob it names is missing. Returns its digest."""
+    def write_manifest(self, ref, manifest, body=None):
+        """Write the manifest last, atomically; refuse while any blob it names is missing. Returns its digest.
+
+        `body` is the file's exact bytes when they are not those of a pull (a derived model's, which
+        Ollama's encoder ends with a newline)."""
         missing = self.missing(manifest)
         if missing:
             raise StoreError(
@@ -307,15 +310,63 @@ class OllamaStore:
                 ),
                 kind="incomplete",
             )
-        body = ollama_manifest_bytes(manifest)
+        if body is None:
+            body = ollama_manifest_bytes(manifest)
         path = self.manifest_path(ref)
         self.ensure_dirs()
-        tmp = None
         try:
             os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
-            # the temporary file lives in blobs/ under a name Ollama's start-up prune removes, so
-            # a crash here can never leave something that looks like a manifest
-            fd, tmp = tempfile.mkstemp(prefix="manifest-", suffix=PARTIAL_SUFFIX, dir=self.blobs_dir)
+        except OSError as err:
+            raise _io_error(err, f"writing {path}", path) from err
+        self._write_atomically(path, body, "manifest-")
+        return "sha256:" + hashlib.sha256(body).hexdigest()
+
+    def put_blob(self, body):
+        """Write a blob held in memory (a derived model's params or config) atomically, unless the store
+        already holds these bytes: (digest, whether it was written)."""
+        digest = "sha256:" + hashlib.sha256(body).hexdigest()
+        path = self.blob_path(digest)
+        if self._read_bytes(path) == body:
+            return digest, False
+        self.ensure_dirs()
+        self._write_atomically(path, body, "blob-")
+        return digest, True
+
+    def put_model(self, ref, blobs, manifest_body):
+        """Write a model made in memory ([(digest, bytes)] blobs, then the manifest's exact bytes) where the
+        store does not hold those bytes already; returns whether anything was written. Whatever a failure
+        left of it that no manifest uses is removed again."""
+        written = []
+        try:
+            for _digest, body in blobs:
+                digest, new = self.put_blob(body)
+                if new:
+                    written.append(digest)
+            current = self._read_bytes(self.manifest_path(ref))
+            if current != manifest_body:
+                self.write_manifest(ref, json.loads(manifest_body), body=manifest_body)
+                return True
+        except StoreError:
+            with contextlib.suppress(StoreError):
+                self.prune(written)
+            raise
+        return bool(written)
+
+    def _read_bytes(self, path):
+        try:
+            with open(path, "rb") as handle:
+                return handle.read()
+        except FileNotFoundError:
+            return None
+        except OSError as err:
+            raise _io_error(err, f"reading {path}", path) from err
+
+    def _write_atomically(self, path, body, prefix):
+        # the temporary file lives in blobs/ under a name Ollama's start-up prune removes, so a crash
+        # here can never leave something that looks like a manifest or a complete blob
+        tmp = None
+        try:
+            fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=PARTIAL_SUFFIX, dir=self.blobs_dir)
             with os.fdopen(fd, "wb") as handle:
                 handle.write(body)
                 handle.flush()
@@ -330,7 +381,6 @@ class OllamaStore:
                 with contextlib.suppress(OSError):
                     os.remove(tmp)
         fsync_dir(os.path.dirname(path))
-        return "sha256:" + hashlib.sha256(body).hexdigest()
 
     def remove(self, ref):
         """Remove the model's manifest, then the blobs no other manifest references.

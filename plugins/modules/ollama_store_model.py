@@ -31,6 +31,8 @@ description:
     complete model is left alone without contacting the registry.
   - The download's progress (percentage, bytes, rate, ETA, blobs and connections) is printed by the action
     plugin of this module while the task runs, see O(progress_interval).
+  - With O(num_thread), each model also gets its thread-aligned served model, written into the store as
+    C(ollama create) writes it, so that the servers can mount the store read-only with nothing left to create.
 author:
   - AI Platform team (@aiplatform)
 attributes:
@@ -39,11 +41,13 @@ attributes:
     details:
       - Reports whether the models would be seeded, repaired or removed, with the registry's digest and the
         bytes to download. O(state=verified) re-hashes the blobs in check mode too (it only reads).
+      - Reports whether each served model (O(num_thread)) would be written; its digest is known only for a
+        model the store already holds.
   diff_mode:
     support: full
     details:
       - Shows each model's manifest digest and size in the store before and after; for O(state=verified), the
-        missing and corrupt blobs before.
+        missing and corrupt blobs before; with O(num_thread), the served model's name and digest.
   platform:
     support: full
     details: Runs on the host whose filesystem holds the store; that host downloads the models.
@@ -127,6 +131,19 @@ options:
       - Ignored when the task itself sets C(async).
     type: float
     default: 10
+  num_thread:
+    description:
+      - The threads the served models are aligned to; V(0) writes no served model.
+      - Above 0, once a model is complete in the store, its served model is written into the same store under
+        the same lock, named after it with C(-t<num_thread>) appended to its tag (V(qwen2.5:72b) gives
+        V(qwen2.5:72b-t4)), as C(ollama create) (Ollama 0.18.3) writes it for the Modelfile
+        C(FROM <name>) C(PARAMETER num_thread <num_thread>), byte for byte; the base's own parameters (stop
+        tokens, temperature) are kept. Only the GGUF headers of the model's layers are read, never the weights.
+      - A served model the store already holds as it would be written is left alone; one derived from a former
+        manifest of the model is replaced, and its blobs no other manifest uses are removed.
+      - Only with O(state=present) or O(state=latest).
+    type: int
+    default: 0
 seealso:
   - module: aiplatform.ollama.ollama_model
   - module: aiplatform.ollama.ollama_bundle
@@ -182,6 +199,12 @@ EXAMPLES = r"""
     path: /var/lib/ollama/models
     parts: 1
     max_connections: 2
+
+- name: Seed qwen2.5:72b and its served model qwen2.5:72b-t4, for servers that mount the store read-only
+  aiplatform.ollama.ollama_store_model:
+    name: qwen2.5:72b
+    path: /mnt/ollama-models/models
+    num_thread: 4
 
 - name: Remove a model (blobs that other models share stay)
   aiplatform.ollama.ollama_store_model:
@@ -275,6 +298,19 @@ error:
   returned: failure
   type: dict
   sample: {kind: unwritable, path: /mnt/ollama-models/models}
+served:
+  description: The served model of the first model of O(name) (see RV(models)).
+  returned: when O(num_thread) is above 0
+  type: str
+  sample: qwen2.5:72b-t4
+served_changed:
+  description: Whether the served model of the first model was (in check mode, would be) written.
+  returned: when O(num_thread) is above 0
+  type: bool
+served_digest:
+  description: Digest of the manifest of the first model's served model in the store after the task.
+  returned: when O(num_thread) is above 0
+  type: str
 store_error:
   description: The kind of store failure that stopped a download (V(digest), V(disk_full), V(short), ...).
   returned: when writing a downloaded blob into the store failed
@@ -296,7 +332,7 @@ models:
       description: What was done to this model.
       type: str
     changed:
-      description: Whether this model changed.
+      description: Whether this model or its served model changed.
       type: bool
     digest:
       description: Its manifest's digest in the store after the task.
@@ -326,6 +362,21 @@ models:
       description: Its blobs found corrupt by O(state=verified).
       type: list
       elements: str
+    served:
+      description: Its served model (O(num_thread)), as Ollama lists it.
+      returned: when O(num_thread) is above 0
+      type: str
+      sample: qwen2.5:72b-t4
+    served_changed:
+      description: Whether its served model was (in check mode, would be) written.
+      returned: when O(num_thread) is above 0
+      type: bool
+    served_digest:
+      description:
+        - Digest of its served model's manifest in the store after the task, as Ollama lists it.
+        - Empty in check mode while the model itself is still to be seeded.
+      returned: when O(num_thread) is above 0
+      type: str
 """
 
 import os  # noqa: E402
@@ -340,8 +391,17 @@ from ansible_collections.aiplatform.ollama.plugins.module_utils.blob_download im
     MIN_PART_SIZE,
     DownloadFailed,
 )
+from ansible_collections.aiplatform.ollama.plugins.module_utils.derived_model import (  # noqa: E402
+    DerivedModelError,
+    check_local_source,
+    derive,
+)
 from ansible_collections.aiplatform.ollama.plugins.module_utils.errors import CollectionError, InputError  # noqa: E402
-from ansible_collections.aiplatform.ollama.plugins.module_utils.model_ref import parse_models  # noqa: E402
+from ansible_collections.aiplatform.ollama.plugins.module_utils.model_ref import (  # noqa: E402
+    ModelRef,
+    parse_models,
+    served_name,
+)
 from ansible_collections.aiplatform.ollama.plugins.module_utils.ollama_registry import (  # noqa: E402
     REGISTRY_ARGS,
     REGISTRY_REQUIRED_TOGETHER,
@@ -395,9 +455,10 @@ class SeedError(CollectionError):
 class ModelSeed:
     """One model of the task: what the store has, what the registry has, what is done about it."""
 
-    def __init__(self, ref, manifest_path):
+    def __init__(self, ref, manifest_path, served_ref=None):
         self.ref = ref
         self.manifest_path = manifest_path
+        self.served = ServedModel(served_ref) if served_ref else None
         self.before = None  # LocalManifest
         self.after = None  # LocalManifest, or the planned {"digest", "size"} in check mode
         self.remote = None  # RegistryClient.resolve()
@@ -412,6 +473,7 @@ class ModelSeed:
 
     @property
     def changed(self):
+        """Whether the model itself changes (its served model aside)."""
         return self.action != "none"
 
     def state(self, entry):
@@ -427,7 +489,7 @@ class ModelSeed:
             model=self.ref.full,
             name=self.ref.short,
             action=self.action,
-            changed=self.changed,
+            changed=self.changed or bool(self.served and self.served.changed),
             digest=after.get("digest", ""),
             size=after.get("size", 0),
             manifest_path=self.manifest_path,
@@ -438,6 +500,8 @@ class ModelSeed:
         )
         if self.remote:
             out["registry_digest"] = self.remote["digest"]
+        if self.served:
+            out.update(self.served.result())
         return out
 
     def diff(self, where):
@@ -446,22 +510,41 @@ class ModelSeed:
         if before and (self.missing or self.corrupt):
             before.update(blobs_missing=list(self.missing), blobs_corrupt=sorted(self.corrupt))
         after = self.state(self.after)
-        return {
+        diff = {
             "before": dict(before, model=self.ref.full) if before else {},
             "after": dict(after, model=self.ref.full) if after else {},
             "before_header": header,
             "after_header": header,
         }
+        if self.served:
+            for side, digest in (("before", self.served.before), ("after", self.served.after)):
+                if digest is not None:
+                    diff[side]["served"] = {"name": self.served.ref.short, "digest": digest}
+        return diff
+
+
+class ServedModel:
+    """The thread-aligned model derived from a model of the task, as `ollama create` writes it."""
+
+    def __init__(self, ref):
+        self.ref = ref
+        self.before = None  # digest of its manifest in the store before the task
+        self.after = None  # after the task (planned in check mode; None while unknown)
+        self.changed = False
+        self.written = False  # some of it was written, also when the task failed
+
+    def result(self):
+        return dict(served=self.ref.short, served_changed=self.changed, served_digest=self.after or "")
 
 
 class StoreSeeder:
     """One run of the module over the models it names, sharing one store lock and one download."""
 
-    def __init__(self, module, refs):
+    def __init__(self, module, refs, served_refs):
         self.module = module
         self.params = module.params
         self.store = OllamaStore(self.params["path"])
-        self.models = [ModelSeed(ref, self.store.manifest_path(ref)) for ref in refs]
+        self.models = [ModelSeed(ref, self.store.manifest_path(ref), served) for ref, served in zip(refs, served_refs)]
         self.clients = {}
         self.report = ProgressFile.from_environment()
         self.stats = dict(bytes_transferred=0, seconds=0.0, bytes_per_second=0.0)
@@ -480,7 +563,7 @@ class StoreSeeder:
         actions = [m.action for m in self.models if m.changed]
         out = dict(
             first,
-            changed=bool(actions),
+            changed=bool(actions) or any(m.served.changed for m in self.models if m.served),
             action=next((a for a in _ACTIONS if a in actions), "none"),
             blobs_downloaded=list(dict.fromkeys(d for r in results for d in r["blobs_downloaded"])),
             blobs_removed=list(dict.fromkeys(d for r in results for d in r["blobs_removed"])),
@@ -502,6 +585,8 @@ class StoreSeeder:
         for model in self.models:
             if not model.written:
                 model.action, model.after = "none", model.before
+            if model.served and not model.served.written:
+                model.served.changed, model.served.after = False, model.served.before
         return dict(self.results(), error=err.details(), **extra)
 
     def finish(self, msg=None):
@@ -730,12 +815,15 @@ class StoreSeeder:
     def present(self, latest):
         for model in self.models:
             self.plan(model, latest)
+            if model.served:
+                self.plan_served(model)
         todo = [m for m in self.models if m.changed]
-        if not todo:
+        served = [m for m in self.models if m.served and m.served.changed]
+        if not todo and not served:
             return self.finish()
         self.writable()
         if self.module.check_mode:
-            return self.check_report(todo)
+            return self.check_report(todo, served)
         self.free_space(self.needed(todo))
         try:
             with self.locked("latest" if latest else "present"):
@@ -748,22 +836,86 @@ class StoreSeeder:
                     self.write_manifest(model)
                     if latest:
                         self.prune_replaced(model)
+                # from the models as the store now holds them, each complete
+                for model in self.models:
+                    if model.served:
+                        self.write_served(model)
         except StoreError as err:
             raise self.lock_failed(err) from err
         return self.finish()
+
+    # -- the served model ---------------------------------------------------------------------
+
+    def derive_served(self, model):
+        """The served model of `model`, from its base as the store holds it now."""
+        try:
+            base = self.store.read_manifest(model.ref)
+            return derive(self.store, model.ref, base and base.manifest, {"num_thread": self.params["num_thread"]})
+        except (DerivedModelError, StoreError) as err:
+            raise SeedError(f"deriving {model.served.ref.short} (num_thread {self.params['num_thread']}) from "
+                            f"{model.ref.short}: {err}; {model.served.ref.short} was not written{self.written_note()}",
+                            err) from err
+
+    def served_manifest(self, model):
+        """The served model's manifest in the store, None when there is none or it is unreadable (then replaced)."""
+        try:
+            return self.store.read_manifest(model.served.ref)
+        except StoreError as err:
+            if err.kind != "corrupt":
+                where = f"{self.store.root} for {model.served.ref.short}"
+                raise SeedError(f"reading the store {where}: {err}", err) from err
+            self.module.warn(f"{err}; writing {model.served.ref.short} replaces it")
+            return None
+
+    def plan_served(self, model):
+        """Whether the served model would be written; with its base still to be seeded its bytes are not known yet."""
+        served = model.served
+        current = self.served_manifest(model)
+        served.before = current.digest if current else None
+        if model.changed:
+            served.after, served.changed = None, True
+            return
+        derived = self.derive_served(model)
+        served.after = derived.manifest_digest
+        served.changed = served.before != served.after or any(
+            not self.store.blob_complete(digest, len(body)) for digest, body in derived.blobs)
+
+    def write_served(self, model):
+        """Write the served model's blobs, then its manifest, where the store does not hold those bytes already;
+        the blobs of the manifest it replaces that no other manifest uses go, as `ollama create` prunes them."""
+        served = model.served
+        derived = self.derive_served(model)
+        current = self.served_manifest(model)
+        served.before = current.digest if current else None
+        try:
+            written = self.store.put_model(served.ref, derived.blobs, derived.manifest)
+        except StoreError as err:
+            raise SeedError(f"writing {served.ref.short} into {self.store.root}: {err}; it was not written"
+                            f"{self.written_note()}", err) from err
+        served.after, served.changed, served.written = derived.manifest_digest, written, written
+        if current and served.before != served.after:
+            _removed, _freed, kept = self.store.prune([d for d, _s in descriptors(current.manifest)])
+            if kept:
+                self.module.warn(f"kept the blobs of the former {served.ref.short}: {kept}")
 
     def needed(self, models):
         blobs = {digest_hex(d): (d, s) for m in models for d, s in m.todo}
         return sum(s - self.store.partial_bytes(d, s) for d, s in blobs.values())
 
-    def check_report(self, models):
+    def check_report(self, models, served=()):
         needed = self.needed(models)
         for model in models:
             model.downloaded = [d for d, _s in model.todo]
         self.stats["bytes_transferred"] = needed
         what = "repair" if self.params["state"] == "verified" else "seed"
-        return self.finish(msg=f"would {what} {', '.join(m.ref.short for m in models)} in {self.store.root}: "
-                               f"{human_bytes(needed)} to download")
+        said = []
+        if models:
+            said.append(f"would {what} {', '.join(m.ref.short for m in models)} in {self.store.root}: "
+                        f"{human_bytes(needed)} to download")
+        if served:
+            said.append(f"would write {', '.join(m.served.ref.short for m in served)} (num_thread "
+                        f"{self.params['num_thread']}) into {self.store.root}")
+        return self.finish(msg="; ".join(said))
 
     def verified(self):
         # without a repair, a store that does not exist holds nothing to verify: no lock, nothing created for it
@@ -907,7 +1059,38 @@ def validate(params):
         raise InputError(f"repair applies to state=verified, not state={params['state']}")
     # ModelRefError, an InputError, names the reference and what is wrong
     refs = parse_models(params["name"], "name", login=bool(params.get("registry_username")))
-    return refs
+    return refs, served_refs(refs, params)
+
+
+def served_refs(refs, params):
+    """The served model of each model with num_thread set (None each without); InputError for a served name that
+    cannot be, or that is a model of the task itself (deriving would overwrite it)."""
+    num_thread = params["num_thread"]
+    if isinstance(num_thread, bool) or num_thread < 0:
+        raise InputError(
+            f"num_thread must be a whole number of threads, at least 1 (or 0 for no served model), got {num_thread!r}"
+        )
+    if not num_thread:
+        return [None] * len(refs)
+    if params["state"] not in ("present", "latest"):
+        raise InputError(
+            f"num_thread applies to state=present or latest, not state={params['state']}: list the served models "
+            "in name to remove or verify them"
+        )
+    served = []
+    for ref in refs:
+        try:
+            check_local_source(ref)
+        except DerivedModelError as err:
+            raise InputError(f"name {ref.short!r} with num_thread {num_thread}: {err}") from err
+        aligned = ModelRef.parse(served_name(ref.short, num_thread))
+        if any(aligned.key() == other.key() for other in refs):
+            raise InputError(
+                f"name lists both {ref.short} and {aligned.short}, the model num_thread {num_thread} derives from it: "
+                "deriving would overwrite a model the task seeds; seed the base model only"
+            )
+        served.append(aligned)
+    return served
 
 
 def main():
@@ -925,6 +1108,7 @@ def main():
             ca_path=dict(type="path"),
             timeout=dict(type="float", default=60),
             progress_interval=dict(type="float", default=10),
+            num_thread=dict(type="int", default=0),
             **REGISTRY_ARGS,
         ),
         required_together=REGISTRY_REQUIRED_TOGETHER,
@@ -933,7 +1117,7 @@ def main():
     seeder = None
     try:
         # the options are checked before the store or the registry is touched
-        seeder = StoreSeeder(module, validate(module.params))
+        seeder = StoreSeeder(module, *validate(module.params))
         result = seeder.run()
     except CollectionError as err:
         # without a seeder only the options were checked: there is no model to report on yet

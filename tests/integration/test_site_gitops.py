@@ -100,8 +100,24 @@ def test_stages_render_into_one_consistent_tree(site_trees, environment, validat
     assert set(services["resources"]) == {"ollama.yaml", "ollama-model-cache.yaml"}
 
     release = by_name[("HelmRelease", "ollama")]
-    assert release["spec"]["values"]["persistentVolume"]["existingClaim"] == "ollama-models"
-    assert release["spec"]["values"]["ollama"]["models"].get("pull", []) == []
+    values = release["spec"]["values"]
+    # the pods read the seeded claim read-only; the chart's own data volume is off
+    assert values["persistentVolume"]["enabled"] is False
+    assert {"name": "ollama-store", "persistentVolumeClaim": {"claimName": "ollama-models", "readOnly": True}} \
+        in values["volumes"]
+    (mount,) = [m for m in values["volumeMounts"] if m["name"] == "ollama-store"]
+    assert mount["readOnly"] is True and mount["subPath"] == "models"
+    assert {"name": "OLLAMA_NOPRUNE", "value": "1"} in values["extraEnv"]
+    assert "initContainers" not in values, "nothing but the seed writes the store"
+    assert values["ollama"]["models"].get("pull", []) == []
+    variables = _cluster_vars(root, environment)
+    assert str(values["replicaCount"]) == variables["OLLAMA_REPLICAS"] and int(variables["OLLAMA_REPLICAS"]) >= 1
+    # the seed Job writes the served model the pods are asked for, with the stage's thread count
+    (job,) = [doc for _, doc in objects if doc["kind"] == "Job"]
+    (seeder,) = job["spec"]["template"]["spec"]["containers"]
+    served = {e["name"]: e.get("value") for e in seeder["env"]}["MODEL_CACHE_SERVED_MODELS"]
+    assert served.split() == [variables["OLLAMA_MODEL"], variables["OLLAMA_SERVED_MODEL"],
+                              variables["OLLAMA_NUM_THREAD"]]
 
     size = inventory_table()[environment]["OLLAMA_STORAGE_SIZE"]
     assert by_name[("PersistentVolumeClaim", "ollama-models")]["spec"]["resources"]["requests"]["storage"] == size
@@ -136,7 +152,7 @@ def test_stage_builds_with_kustomize(work_tree_collections, tmp_path, kubectl):
 
 
 def test_scripts_are_literal_blocks(site_trees):
-    """The seed script and the align-threads script read line by line in a pull request."""
+    """The seed script reads line by line in a pull request."""
     root = site_trees["prod"]
     configmap_text = (root / "apps/base/ollama/model-cache/configmap-seed-script.yaml").read_text()
     (configmap,) = [d for d in yaml.safe_load_all(configmap_text) if d]
@@ -146,12 +162,5 @@ def test_scripts_are_literal_blocks(site_trees):
     assert len(configmap_text.splitlines()) > script.count("\n") and "\n    set -u\n" in configmap_text
 
     release_text = (root / "apps/base/ollama/helmrelease.yaml").read_text()
-    (release,) = [d for d in yaml.safe_load_all(release_text) if d]
-    (init,) = [c for c in release["spec"]["values"]["initContainers"] if c["name"] == "align-threads"]
-    align = init["args"][-1]
-    # shell variables escaped for Flux ($$), the model itself a placeholder in the container's env
-    assert align.count("\n") > 3 and '"$${ALIGN_MODEL}"' in align
-    assert {"name": "ALIGN_MODEL", "value": "${OLLAMA_QUOTE}${OLLAMA_MODEL}${OLLAMA_QUOTE}"} in init["env"]
-    assert _literal_block(release_text, align) in ("- |", "- |-")
     # Flux placeholders that are a whole value stay double-quoted, as the regex_replace made them
     assert 'version: "${OLLAMA_CHART_VERSION}"' in release_text

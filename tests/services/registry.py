@@ -149,8 +149,9 @@ class Registry:
 
     def push_model(self, gguf: Path, name: str = "library/tiny", tag: str = "latest",
                    template: str = DEFAULT_TEMPLATE, params: dict | None = None,
-                   family: str = "llama") -> PublishedModel:
-        """Publish a GGUF file as an Ollama model: model, template and params layers plus a config."""
+                   family: str = "llama", config_extra: dict | None = None) -> PublishedModel:
+        """Publish a GGUF file as an Ollama model: model, template and params layers plus a config, to which
+        config_extra adds fields (renderer, parser, requires)."""
         staging = self.workdir / "staging" / name.replace("/", "_") / tag
         staging.mkdir(parents=True, exist_ok=True)
         layers = [dict(mediaType=MODEL_MEDIA_TYPE, **self.push_blob(name, gguf))]
@@ -165,6 +166,7 @@ class Registry:
             "model_format": "gguf", "model_family": family, "model_families": [family],
             "model_type": "", "file_type": "", "architecture": "amd64", "os": "linux",
             "rootfs": {"type": "layers", "diff_ids": [layer["digest"] for layer in layers]},
+            **(config_extra or {}),
         }
         config_path = staging / "config.json"
         config_path.write_text(json.dumps(config))

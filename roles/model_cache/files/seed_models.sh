@@ -2,16 +2,21 @@
 # Seeds the Ollama model store on the cache volume before any Ollama pod mounts it: a short-lived
 # `ollama serve` on loopback pulls each model (the same code path as the chart's startup pull, but
 # in its own pod, so the download neither blocks the server's readiness nor counts against its
-# memory limit as page cache).
+# memory limit as page cache), then creates each thread-aligned served model, so that the servers
+# mount a finished store read-only.
 #
 # Environment:
 #   OLLAMA_MODELS               the model store on the volume (required)
 #   MODEL_CACHE_MODELS          models to pull, separated by spaces, commas or newlines (required)
+#   MODEL_CACHE_SERVED_MODELS   served models to create, one line each: <base> <served> <num_thread>
+#                               (`ollama create <served>` FROM <base>, one of the models pulled, with
+#                               PARAMETER num_thread); the names come computed, never derived here
 #   MODEL_CACHE_INSECURE        "true" for a plain-HTTP registry (ollama pull --insecure)
 #   OLLAMA_BIN                  the ollama binary (default: ollama from PATH)
 #   MODEL_CACHE_PORT            loopback port of the short-lived server (default 11434)
 #   MODEL_CACHE_START_TIMEOUT   seconds to wait for the server to answer (default 120)
-# Exits 0 when every model is in the store and `ollama show` reads it, non-zero otherwise.
+# Exits 0 when every model is in the store and `ollama show` reads it (a served model with its
+# num_thread), non-zero otherwise.
 set -u
 
 log() { echo "model-cache: $*"; }
@@ -30,6 +35,36 @@ command -v "$ollama" >/dev/null 2>&1 || die "no ollama binary at '$ollama': set 
 insecure=""
 [ "${MODEL_CACHE_INSECURE:-false}" = true ] && insecure="--insecure"
 start_timeout="${MODEL_CACHE_START_TIMEOUT:-120}"
+
+# Every served line is checked before the server starts. The names reach ollama as quoted arguments
+# and a Modelfile's FROM line, never the text of a script.
+pulled=" $* "
+served_models="${MODEL_CACHE_SERVED_MODELS:-}"
+served_count=0
+while read -r base served threads extra; do
+  [ -n "$base" ] || continue
+  line="'$base${served:+ $served}${threads:+ $threads}${extra:+ $extra}'"
+  if [ -z "$threads" ] || [ -n "$extra" ]; then
+    die "MODEL_CACHE_SERVED_MODELS line $line is not '<base> <served> <num_thread>'"
+  fi
+  for name in "$base" "$served"; do
+    case "$name" in
+      *[!A-Za-z0-9_.:/-]*) die "MODEL_CACHE_SERVED_MODELS line $line: '$name' is not a model name" ;;
+    esac
+  done
+  case "$threads" in
+    *[!0-9]*|0*) die "MODEL_CACHE_SERVED_MODELS line $line: num_thread '$threads' is not a whole number of at least 1" ;;
+  esac
+  [ "$served" != "$base" ] ||
+    die "MODEL_CACHE_SERVED_MODELS line $line: the served model would overwrite its base"
+  case "$pulled" in
+    *" $base "*) ;;
+    *) die "MODEL_CACHE_SERVED_MODELS line $line: its base '$base' is not in MODEL_CACHE_MODELS, so it is not seeded" ;;
+  esac
+  served_count=$((served_count + 1))
+done <<EOF
+$served_models
+EOF
 
 export OLLAMA_HOST="127.0.0.1:${MODEL_CACHE_PORT:-11434}"
 # keep -partial files so a rerun resumes, and never prune a store another server may use
@@ -68,23 +103,61 @@ explain() {
   esac
 }
 
+
+last_line() {
+  tr '\r' '\n' <"$1" | sed 's/\x1b\[[0-9;?]*[A-Za-z]//g' | grep -v '^[[:space:]]*$' | tail -n 1
+}
+
 failed=0
+ready=" "
 for model in "$@"; do
   log "pulling $model"
   began=$(date +%s)
   # the progress bars are terminal redraws; only the outcome goes to the log
-  if "$ollama" pull ${insecure:+"$insecure"} "$model" >"$work/pull.log" 2>&1; then
-    if "$ollama" show "$model" >"$work/show.log" 2>&1; then
+  if "$ollama" pull ${insecure:+"$insecure"} "$model" >"$work/pull.log" 2>&1 </dev/null; then
+    if "$ollama" show "$model" >"$work/show.log" 2>&1 </dev/null; then
       log "$model ready in $(($(date +%s) - began))s: $("$ollama" list | awk -v m="$model" 'NR > 1 && ($1 == m || $1 == m ":latest") {print "id " $2 ", " $3 " " $4}')"
+      ready="$ready$model "
       continue
     fi
     reason=$(tail -n 1 "$work/show.log")
     echo "model-cache: ERROR: $model was pulled but ollama show cannot read it: $reason" >&2
   else
-    reason=$(tr '\r' '\n' <"$work/pull.log" | sed 's/\x1b\[[0-9;?]*[A-Za-z]//g' | grep -v '^[[:space:]]*$' | tail -n 1)
+    reason=$(last_line "$work/pull.log")
     echo "model-cache: ERROR: $(explain "$model" "${reason#Error: }")" >&2
   fi
   failed=$((failed + 1))
 done
-[ "$failed" -eq 0 ] || die "$failed of $# model(s) not seeded; the models that failed are named above"
-log "all $# model(s) are in $OLLAMA_MODELS"
+
+# The Modelfile is alone in its directory under a name no model has: ollama create reads a FROM that
+# names a file beside the Modelfile as that file.
+mkdir -p "$work/served" || die "cannot create a directory in $work"
+modelfile="$work/served/.Modelfile"
+while read -r base served threads _extra; do
+  [ -n "$base" ] || continue
+  case "$ready" in
+    *" $base "*) ;;
+    *) echo "model-cache: ERROR: $served not created: its base $base was not seeded (above)" >&2
+       failed=$((failed + 1)); continue ;;
+  esac
+  log "creating $served from $base with num_thread $threads"
+  began=$(date +%s)
+  printf 'FROM %s\nPARAMETER num_thread %s\n' "$base" "$threads" >"$modelfile"
+  if ! "$ollama" create "$served" -f "$modelfile" >"$work/create.log" 2>&1 </dev/null; then
+    echo "model-cache: ERROR: creating $served from $base failed: $(last_line "$work/create.log")" >&2
+    failed=$((failed + 1))
+    continue
+  fi
+  if "$ollama" show "$served" --parameters 2>"$work/show.log" </dev/null |
+      awk -v n="$threads" '$1 == "num_thread" && $2 == n {found = 1} END {exit !found}'; then
+    log "$served ready in $(($(date +%s) - began))s: num_thread $threads"
+  else
+    echo "model-cache: ERROR: $served was created but ollama show does not report num_thread $threads: $(last_line "$work/show.log")" >&2
+    failed=$((failed + 1))
+  fi
+done <<EOF
+$served_models
+EOF
+total=$(($# + served_count))
+[ "$failed" -eq 0 ] || die "$failed of $total model(s) not seeded; the models that failed are named above"
+log "all $total model(s) are in $OLLAMA_MODELS"

@@ -9,13 +9,18 @@ from pathlib import Path
 import pytest
 import yaml
 
+from ansible_collections.aiplatform.ollama.plugins.filter.num_thread import num_thread
+from ansible_collections.aiplatform.ollama.plugins.filter.served_model import served_model
 from tests.playbook import PROJECT_ROOT, role_objects, run_playbook
 from tests.seed_table import inventory_table
 
 ROLE = PROJECT_ROOT / "roles" / "model_cache"
 PLACEHOLDER = re.compile(r"\$\{([A-Z0-9_]+)\}")
-# the seed's table as the inventories ship it, the keys the model cache uses
-CLUSTER_VARS = {env: {key: values[key] for key in ("OLLAMA_MODEL", "OLLAMA_STORAGE_SIZE")}
+# the seed's table as the inventories ship it, the keys the model cache uses, with the served model and
+# its threads that ollama_flux publishes beside them
+CLUSTER_VARS = {env: {"OLLAMA_MODEL": values["OLLAMA_MODEL"], "OLLAMA_STORAGE_SIZE": values["OLLAMA_STORAGE_SIZE"],
+                      "OLLAMA_SERVED_MODEL": served_model(values["OLLAMA_MODEL"], values["OLLAMA_CPU_LIMIT"]),
+                      "OLLAMA_NUM_THREAD": str(num_thread(values["OLLAMA_CPU_LIMIT"]))}
                 for env, values in inventory_table().items()}
 
 def files_under(path: Path) -> list[str]:
@@ -42,15 +47,46 @@ def test_directory_target_check_seed_and_rerun(tmp_path, work_tree_collections, 
     check = run_playbook(work_tree_collections, "seed_models.yml", "local", extra, "--check")
     assert check.returncode == 0 and check.recap["changed"] == 1, check.output[-3000:]
     assert "would download" in check.output and files_under(store) == []
+    assert check.said.count("would be seeded; served as ") == 2 and "-t1, would be written" in check.said
     first = run_playbook(work_tree_collections, "seed_models.yml", "local", extra)
     assert first.returncode == 0 and first.recap["changed"] == 1, first.output[-3000:]
-    assert len(files_under(store / "manifests")) == 2
+    # each model and its served model for the deployment's 1000m (the role's default): one thread
+    host = tiny_model.ref.split("/", 1)[0]
+    assert files_under(store / "manifests") == [f"{host}/itest/cache-second/v1", f"{host}/itest/cache-second/v1-t1",
+                                                f"{host}/library/tiny/latest", f"{host}/library/tiny/latest-t1"]
+    assert first.said.count("seeded; served as ") == 2 and f"{tiny_model.ref}-t1, written" in first.said
     # one task seeds both (their blobs download together under one store lock), not a loop of one per model
     seeding = task_output(first.output, "Seed the models")
     assert "(item=" not in seeding and seeding.count("changed: [") == 1, seeding
     again = run_playbook(work_tree_collections, "seed_models.yml", "local", extra)
     assert again.returncode == 0 and again.recap["changed"] == 0, again.output[-3000:]
     assert again.output.count("already complete") == 2 and "nothing to download" in again.output
+    assert again.said.count("-t1, in place") == 2
+
+
+def test_directory_target_follows_the_deployment_threads(tmp_path, work_tree_collections, tiny_model):
+    store = tmp_path / "models"
+    extra = {"model_cache_path": str(store), "model_cache_models": [tiny_model.ref], "model_cache_insecure": True,
+             "ollama_flux_cpu_limit": "3500m"}
+    run = run_playbook(work_tree_collections, "seed_models.yml", "local", extra)
+    assert run.returncode == 0, run.output[-3000:]
+    host = tiny_model.ref.split("/", 1)[0]
+    assert files_under(store / "manifests") == [f"{host}/library/tiny/latest", f"{host}/library/tiny/latest-t3"]
+    # alignment off: the base model alone; the served model already there is left alone
+    off = run_playbook(work_tree_collections, "seed_models.yml", "local",
+                       dict(extra, model_cache_path=str(tmp_path / "off"), ollama_flux_thread_alignment="off"))
+    assert off.returncode == 0 and "served as" not in off.output, off.output[-3000:]
+    assert files_under(tmp_path / "off" / "manifests") == [f"{host}/library/tiny/latest"]
+
+
+@pytest.mark.parametrize("value", [-1, "two", True])
+def test_directory_target_refuses_bad_threads(tmp_path, work_tree_collections, tiny_model, value):
+    store = tmp_path / "models"
+    extra = {"model_cache_path": str(store), "model_cache_models": [tiny_model.ref], "model_cache_insecure": True,
+             "preflight_mode": "off", "model_cache_num_thread": value}
+    result = run_playbook(work_tree_collections, "seed_models.yml", "local", extra)
+    assert result.returncode != 0 and "model_cache_num_thread" in result.output, result.output[-3000:]
+    assert not store.exists()
 
 
 @pytest.mark.parametrize("variable, value", [("model_cache_parts", 0), ("model_cache_max_connections", -1),
@@ -95,6 +131,10 @@ def test_apply_objects_validate(environment, tmp_path, work_tree_collections, va
     env = {item["name"]: item["value"] for item in container["env"]}
     assert env["OLLAMA_MODELS"] == "/root/.ollama/models" and env["MODEL_CACHE_MODELS"] == "qwen2.5:72b"
     assert env["MODEL_CACHE_INSECURE"] == "false"
+    # the served model the deployment asks for, from the inventory's CPU limit
+    values = CLUSTER_VARS[environment]
+    assert env["MODEL_CACHE_SERVED_MODELS"] == \
+        f"qwen2.5:72b {values['OLLAMA_SERVED_MODEL']} {values['OLLAMA_NUM_THREAD']}"
     mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
     assert mounts["models"] == "/root/.ollama"  # where the chart mounts the claim
     volumes = {v["name"]: v for v in pod["volumes"]}
@@ -103,6 +143,20 @@ def test_apply_objects_validate(environment, tmp_path, work_tree_collections, va
     assert script.strip() == (ROLE / "files" / "seed_models.sh").read_text().strip()
     assert volumes["script"]["configMap"]["name"] == objects["ConfigMap"]["metadata"]["name"]
     assert re.fullmatch(r"ollama-model-cache-[0-9a-f]{10}", job["metadata"]["name"])
+
+
+@pytest.mark.parametrize("extra, served", [
+    ({"ollama_flux_thread_alignment": "off"}, None),
+    ({"ollama_flux_models_preseeded": False}, None),
+    ({"model_cache_num_thread": 0}, None),
+    ({"ollama_flux_cpu_limit": "3"}, "qwen2.5:72b qwen2.5:72b-t3 3"),
+    ({"model_cache_num_thread": 6, "model_cache_models": ["qwen2.5:7b", "team/m"]},
+     "qwen2.5:7b qwen2.5:7b-t6 6\nteam/m team/m:latest-t6 6"),
+])
+def test_apply_job_creates_the_served_models_the_deployment_asks_for(tmp_path, work_tree_collections, extra, served):
+    computed = role_objects(work_tree_collections, "model_cache", "dev", "__model_cache_job_obj", tmp_path, extra)
+    env = {item["name"]: item["value"] for item in computed["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env.get("MODEL_CACHE_SERVED_MODELS") == served
 
 
 @pytest.fixture(scope="module")
@@ -153,6 +207,9 @@ def test_gitops_objects_validate_after_substitution(gitops, environment, validat
     assert "ttlSecondsAfterFinished" not in job["spec"]  # Flux would re-create a deleted Job
     env = {item["name"]: item["value"] for item in job["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert env["MODEL_CACHE_MODELS"] == "qwen2.5:72b"
+    values = CLUSTER_VARS[environment]
+    assert env["MODEL_CACHE_SERVED_MODELS"] == \
+        f"qwen2.5:72b {values['OLLAMA_SERVED_MODEL']} {values['OLLAMA_NUM_THREAD']}"
     flux_file = gitops["root"] / "base" / "services" / "ollama-model-cache.yaml"
     (flux,) = [d for d in yaml.safe_load_all(flux_file.read_text()) if d]
     validate_flux(flux)

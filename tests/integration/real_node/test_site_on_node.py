@@ -336,7 +336,7 @@ def test_diagnose_names_a_model_missing_from_the_store_and_its_fix(run_on_node):
     assert run.returncode != 0 and run.recap["failed"] == 1
     assert "1 runbook(s) apply: model not available after pod reschedule: never-seeded:latest is not in the " \
            "served store" in said, run.output[-3000:]
-    assert "Fix: seed it (seed_models.yml)" in said
+    assert "Fix: seed it (seed_models.yml writes the served model beside the base one)" in said
 
 
 ANNOTATION = "node.aiplatform.io/memory-bandwidth"

@@ -143,3 +143,30 @@ def test_only_a_whole_sha256_digest_names_a_blob(digest):
     with pytest.raises(StoreError, match="is not a sha256 digest"):
         digest_hex(digest)
     assert digest_hex("sha256:" + "A" * 64) == "a" * 64
+
+
+def test_a_model_made_in_memory_is_written_once_and_atomically(tmp_path):
+    store = OllamaStore(tmp_path)
+    params, config = b'{"num_thread":4}\n', b'{"model_format":"gguf"}\n'
+    blobs = [("sha256:" + hashlib.sha256(b).hexdigest(), b) for b in (params, config)]
+    body = json.dumps({"schemaVersion": 2, "config": blob(config, "application/vnd.docker.container.image.v1+json"),
+                       "layers": [blob(params, "application/vnd.ollama.image.params")]}).encode() + b"\n"
+    ref = ModelRef.parse("m:v1-t4")
+    assert store.put_model(ref, blobs, body) is True
+    with open(store.manifest_path(ref), "rb") as handle:
+        assert handle.read() == body  # the exact bytes, final newline included
+    assert sorted(p.name for p in (tmp_path / "blobs").iterdir()) == sorted(store.blob_path(d).rsplit("/", 1)[1]
+                                                                             for d, _b in blobs)
+    assert store.put_model(ref, blobs, body) is False
+
+
+def test_a_model_made_in_memory_that_fails_leaves_nothing(tmp_path):
+    store = OllamaStore(tmp_path)
+    params = b'{"num_thread":4}\n'
+    missing = blob(b"never written")
+    body = json.dumps({"schemaVersion": 2, "config": missing,
+                       "layers": [blob(params, "application/vnd.ollama.image.params")]}).encode()
+    with pytest.raises(StoreError) as caught:
+        store.put_model(ModelRef.parse("m:v1-t4"), [("sha256:" + hashlib.sha256(params).hexdigest(), params)], body)
+    assert caught.value.kind == "incomplete"
+    assert list((tmp_path / "blobs").iterdir()) == [] and not (tmp_path / "manifests" / "registry.ollama.ai").exists()
