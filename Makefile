@@ -5,19 +5,20 @@ ENV := source tools/env.sh &&
 VERSION := $(shell sed -n 's/^version: *//p' galaxy.yml)
 TARBALL := build/aiplatform-ollama-$(VERSION).tar.gz
 INSTALLED := .collections/ansible_collections/aiplatform/ollama/MANIFEST.json
-COLLECTION_SOURCES := $(wildcard galaxy.yml meta/runtime.yml README.md $(shell git ls-files --cached --others --exclude-standard plugins roles playbooks 2>/dev/null))
+COLLECTION_SOURCES := $(wildcard galaxy.yml meta/runtime.yml README.md CHANGELOG.md $(shell git ls-files --cached --others --exclude-standard plugins roles playbooks 2>/dev/null))
 MOLECULE_SCENARIOS := $(notdir $(patsubst %/molecule.yml,%,$(wildcard molecule/*/molecule.yml)))
 # scenarios that run against the test cluster (tests/services/cluster.py), started around them
 CLUSTER_SCENARIOS := flux_apply
 
-.PHONY: setup test demo bench lint sanity unit integration molecule collection clean help
+.PHONY: setup test demo bench lint sanity galaxy unit integration molecule collection clean help
 
 help:
 	@echo "make setup   install the toolchain (idempotent)"
 	@echo "make demo    run playbooks/site.yml on inventories/local"
-	@echo "make test    everything CI runs: lint, sanity, unit, oldest, integration, molecule"
+	@echo "make test    everything CI runs: lint, sanity, galaxy, unit, oldest, integration, molecule"
 	@echo "make bench   benchmarks, one name=value line per figure"
 	@echo "make lint    ansible-lint (production profile) and ruff"
+	@echo "make galaxy  galaxy-importer on the built tarball: the checks Galaxy runs on an upload"
 	@echo "make oldest  sanity and unit tests on the oldest ansible-core claimed (.venv-oldest)"
 
 setup:
@@ -37,7 +38,7 @@ $(INSTALLED): $(TARBALL)
 	@echo "installed aiplatform.ollama $(VERSION) into .collections"
 
 test: setup
-	@$(MAKE) --no-print-directory lint sanity unit oldest integration molecule
+	@$(MAKE) --no-print-directory lint sanity galaxy unit oldest integration molecule
 
 lint:
 	$(ENV) ruff check plugins tests benchmarks
@@ -45,6 +46,24 @@ lint:
 
 sanity:
 	$(ENV) tools/sanity.sh
+
+# The checks Galaxy runs when the collection is uploaded: galaxy-importer (requirements-dev.txt) on the
+# built tarball, with its ansible-doc and ansible-lint steps and tools/galaxy-importer.cfg's settings
+# (no ansible-test, no container, no network). Everything it writes stays in build/galaxy-importer:
+# its extracted copy and temp files (tmp/), ansible's and ansible-lint's caches, importer_result.json,
+# importer.log. Fails on an import error and on any warning or error it logs, ansible-lint's included.
+GALAXY_DIR := build/galaxy-importer
+galaxy: $(TARBALL)
+	@$(ENV) python -c 'import galaxy_importer' 2>/dev/null || { echo "galaxy-importer is missing: run make setup"; exit 1; }
+	@rm -rf $(GALAXY_DIR) && mkdir -p $(GALAXY_DIR)/tmp
+	@echo "==> galaxy-importer $(TARBALL)"
+	@$(ENV) cd $(GALAXY_DIR) && export GALAXY_IMPORTER_CONFIG="$(CURDIR)/tools/galaxy-importer.cfg" \
+	    GALAXY_IMPORTER_TMP_ROOT_DIR="$$PWD/tmp" GALAXY_IMPORTER_ANSIBLE_LOCAL_TMP="$$PWD/tmp/ansible" \
+	    TMPDIR="$$PWD/tmp" ANSIBLE_HOME="$$PWD/tmp/ansible-home" XDG_CACHE_HOME="$$PWD/tmp/cache" && \
+	  rc=0; python -m galaxy_importer.main "$(CURDIR)/$(TARBALL)" > importer.log 2>&1 || rc=$$?; \
+	  grep -v '^Loading ' importer.log || true; \
+	  if [ $$rc -ne 0 ] || grep -qE '^(WARNING|ERROR|CRITICAL):|Traceback' importer.log; then \
+	    echo "galaxy-importer reports the problems above (full log: $(GALAXY_DIR)/importer.log)"; exit 1; fi
 
 unit:
 	$(ENV) pytest -q tests/unit

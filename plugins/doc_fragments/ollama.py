@@ -34,7 +34,23 @@ options:
   headers:
     description:
       - Extra HTTP headers sent with every request.
-      - Put a gateway's token in O(api_key), not here - headers are shown in results and verbose output.
+      - The values of headers that carry a credential are hidden wherever the task's output would show
+        them (the C(invocation) of verbose output, results, messages, warnings and the managed host's log
+        of the invocation), as Ansible hides a C(no_log) option's - a value shown alone as
+        C(VALUE_SPECIFIED_IN_NO_LOG_PARAMETER), within a longer text as C(********). The other headers
+        are shown as given.
+      - A header carries a credential when its name, in any case and split into words at every character
+        that is not a letter or digit, has a word that is C(authorization), C(authentication), C(auth),
+        C(cookie), C(token), C(key), C(secret), C(password), C(passwd), C(credential), C(credentials),
+        C(session), C(signature) or C(jwt), or starts with C(auth) or C(session), or ends with C(token),
+        C(key), C(secret), C(password) or C(cookie). So C(Authorization), C(Proxy-Authorization),
+        C(Cookie), C(X-Api-Key), C(Api-Key), C(apikey), C(X-Auth-Token), C(PRIVATE-TOKEN) and
+        C(Ocp-Apim-Subscription-Key) are masked, C(Accept), C(X-Request-Id) and C(OpenAI-Organization) not.
+      - As with any C(no_log) value, the same text is masked wherever else it appears in the output;
+        for C(Bearer <token>) and other C(<scheme> <credentials>) values, the credentials alone too.
+      - A value must be a string (or an integer) of Latin-1 characters on one line.
+      - Still prefer O(api_key) for a gateway's token, which is hidden whatever its name and can come
+        from the environment.
     type: dict
     default: {}
   api_key:

@@ -23,6 +23,7 @@ from ansible.module_utils.urls import ConnectionError as UrlConnectionError
 from ansible_collections.aiplatform.ollama.plugins.module_utils.errors import CollectionError
 from ansible_collections.aiplatform.ollama.plugins.module_utils.ollama_http import (
     HttpTransport,
+    check_headers,
     untrusted_certificate_fix,
 )
 from ansible_collections.aiplatform.ollama.plugins.module_utils.progress import Transfer
@@ -35,8 +36,10 @@ OLLAMA_COMMON_ARGS = dict(
     timeout=dict(type="float", default=30),
     validate_certs=dict(type="bool", default=True),
     ca_path=dict(type="path"),
+    # the values of its credential-bearing entries are masked in all output (module_utils/header_secrets.py,
+    # HeaderRedactingModule), the others shown
     headers=dict(type="dict", default={}),
-    # a gateway's token: kept out of results, diffs and -vvv output, unlike headers
+    # a gateway's token: kept out of results, diffs and -vvv output
     api_key=dict(type="str", no_log=True, fallback=(env_fallback, ["OLLAMA_API_KEY"])),
 )
 
@@ -101,6 +104,7 @@ class OllamaClient:
         self.validate_certs = validate_certs
         self.ca_path = ca_path
         self.http = HttpTransport(validate_certs=validate_certs, ca_path=ca_path)
+        check_headers(headers)
         self.headers = dict(headers or {})
         if api_key:
             if any(name.lower() == "authorization" for name in self.headers):

@@ -15,6 +15,7 @@ URL for all the hops.
 
 from __future__ import annotations
 
+import re
 import ssl
 from inspect import signature
 from urllib.error import HTTPError, URLError
@@ -32,6 +33,8 @@ MAX_REDIRECTS = 10
 # (any other header, Authorization or a gateway's own, may be a credential)
 CROSS_ORIGIN_HEADERS = frozenset(("accept", "accept-encoding", "range", "user-agent"))
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+# what http.client takes for a header name: no colon or line break, and no whitespace first
+_HEADER_NAME = re.compile(r"[^:\s][^:\r\n]*")
 
 
 class RedirectError(URLError):
@@ -49,6 +52,26 @@ def origin(url):
     if scheme not in _DEFAULT_PORTS or not parts.hostname:
         return None
     return scheme, parts.hostname.lower(), port or _DEFAULT_PORTS[scheme]
+
+
+def check_headers(headers):
+    """Raise ValueError for an entry of a user's `headers` http.client could not send, naming the header and
+    never its value (which may be a credential): left to http.client, the module would die with the value
+    in its traceback, which Ansible does not mask. Values are strings or integers (sent as their digits),
+    Latin-1 (what HTTP/1.1 carries) and on one line."""
+    for name, value in (headers or {}).items():
+        if not isinstance(name, str) or not _HEADER_NAME.fullmatch(name):
+            raise ValueError(f"headers: {name!r} is not an HTTP header name")
+        if not isinstance(value, (str, int)):
+            raise ValueError(f"headers: the value of {name} is a {type(value).__name__}; give a string")
+        text = str(value)
+        if any(char in text for char in "\r\n\0"):
+            raise ValueError(f"headers: the value of {name} has a line break or NUL, which a header cannot hold")
+        try:
+            text.encode("latin-1")
+        except UnicodeEncodeError:
+            raise ValueError(f"headers: the value of {name} has characters outside Latin-1, which a header "
+                             "cannot carry; encode them (e.g. percent- or base64-encoding)") from None
 
 
 def display_url(url):

@@ -210,8 +210,6 @@ error:
   sample: {kind: unreachable, url: "http://ollama.ollama.svc.cluster.local:11434/api/version"}
 """
 
-from ansible.module_utils.basic import AnsibleModule  # noqa: E402
-
 from ansible_collections.aiplatform.ollama.plugins.module_utils.concurrency import (  # noqa: E402
     BOUNDS,
     describe,
@@ -220,6 +218,7 @@ from ansible_collections.aiplatform.ollama.plugins.module_utils.concurrency impo
     violations,
 )
 from ansible_collections.aiplatform.ollama.plugins.module_utils.errors import CollectionError, InputError  # noqa: E402
+from ansible_collections.aiplatform.ollama.plugins.module_utils.header_secrets import HeaderRedactingModule  # noqa: E402
 from ansible_collections.aiplatform.ollama.plugins.module_utils.model_ref import ModelRef  # noqa: E402
 from ansible_collections.aiplatform.ollama.plugins.module_utils.ollama_api import (  # noqa: E402
     OLLAMA_COMMON_ARGS,
@@ -242,7 +241,7 @@ def main():
         min_aggregate_tokens_per_s=dict(type="float", no_log=False),
         max_failures=dict(type="int", default=0),
     )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    module = HeaderRedactingModule(argument_spec=argument_spec, supports_check_mode=True)
     params = module.params
     bounds = {option: params[option] for option in BOUNDS}
     try:

@@ -209,9 +209,8 @@ error:
 
 import time  # noqa: E402
 
-from ansible.module_utils.basic import AnsibleModule  # noqa: E402
-
 from ansible_collections.aiplatform.ollama.plugins.module_utils.errors import CollectionError, InputError  # noqa: E402
+from ansible_collections.aiplatform.ollama.plugins.module_utils.header_secrets import HeaderRedactingModule  # noqa: E402
 from ansible_collections.aiplatform.ollama.plugins.module_utils.model_ref import ModelRef  # noqa: E402
 from ansible_collections.aiplatform.ollama.plugins.module_utils.ollama_api import (  # noqa: E402
     OLLAMA_COMMON_ARGS,
@@ -399,7 +398,7 @@ def main():
         max_load_seconds=dict(type="float"),
         fail_on_unhealthy=dict(type="bool", default=True),
     )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    module = HeaderRedactingModule(argument_spec=argument_spec, supports_check_mode=True)
     params = module.params
     try:
         result = probe(module, params)

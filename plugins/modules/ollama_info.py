@@ -118,9 +118,8 @@ error:
   sample: {kind: unreachable, url: "http://ollama.ollama.svc.cluster.local:11434/api/version"}
 """
 
-from ansible.module_utils.basic import AnsibleModule  # noqa: E402
-
 from ansible_collections.aiplatform.ollama.plugins.module_utils.errors import CollectionError, InputError  # noqa: E402
+from ansible_collections.aiplatform.ollama.plugins.module_utils.header_secrets import HeaderRedactingModule  # noqa: E402
 from ansible_collections.aiplatform.ollama.plugins.module_utils.model_ref import ModelRef, ModelRefError  # noqa: E402
 from ansible_collections.aiplatform.ollama.plugins.module_utils.ollama_api import (  # noqa: E402
     OLLAMA_COMMON_ARGS,
@@ -169,7 +168,7 @@ def describe_loaded(entry):
 
 
 def main():
-    module = AnsibleModule(argument_spec=dict(OLLAMA_COMMON_ARGS), supports_check_mode=True)
+    module = HeaderRedactingModule(argument_spec=dict(OLLAMA_COMMON_ARGS), supports_check_mode=True)
     try:
         result = read_state(module.params)
     except CollectionError as err:

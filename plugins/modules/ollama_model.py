@@ -175,9 +175,8 @@ error:
 
 import time  # noqa: E402
 
-from ansible.module_utils.basic import AnsibleModule  # noqa: E402
-
 from ansible_collections.aiplatform.ollama.plugins.module_utils.errors import CollectionError, InputError  # noqa: E402
+from ansible_collections.aiplatform.ollama.plugins.module_utils.header_secrets import HeaderRedactingModule  # noqa: E402
 from ansible_collections.aiplatform.ollama.plugins.module_utils.model_ref import ModelRef  # noqa: E402
 from ansible_collections.aiplatform.ollama.plugins.module_utils.ollama_api import (  # noqa: E402
     OLLAMA_COMMON_ARGS,
@@ -415,8 +414,8 @@ def main():
         pull_timeout=dict(type="float", default=900),
         progress_interval=dict(type="float", default=10),
     )
-    module = AnsibleModule(argument_spec=argument_spec, required_together=REGISTRY_REQUIRED_TOGETHER,
-                           supports_check_mode=True)
+    module = HeaderRedactingModule(argument_spec=argument_spec, required_together=REGISTRY_REQUIRED_TOGETHER,
+                                   supports_check_mode=True)
     task = None
     try:
         ref = ModelRef.parse(module.params["name"])

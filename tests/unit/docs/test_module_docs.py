@@ -60,7 +60,8 @@ def test_examples_are_named_tasks(name):
 
 @pytest.mark.parametrize("name", MODULES)
 def test_no_example_puts_a_token_in_headers(name):
-    # headers show up in results and -vvv output; the ollama fragment sends a gateway's token as api_key
+    # the ollama fragment sends a gateway's token as api_key, hidden whatever it is called; headers mask only
+    # the values of credential-named entries (module_utils/header_secrets.py)
     for task in _tasks(name):
         for args in task.values():
             if isinstance(args, dict) and isinstance(args.get("headers"), dict):
