@@ -10,7 +10,7 @@ MOLECULE_SCENARIOS := $(notdir $(patsubst %/molecule.yml,%,$(wildcard molecule/*
 # scenarios that run against the test cluster (tests/services/cluster.py), started around them
 CLUSTER_SCENARIOS := flux_apply
 
-.PHONY: setup test demo bench lint sanity galaxy unit integration molecule collection clean help
+.PHONY: setup setup-demo test demo bench lint sanity galaxy unit integration molecule collection clean help
 
 help:
 	@echo "make setup   install the toolchain (idempotent)"
@@ -23,6 +23,11 @@ help:
 
 setup:
 	@tools/setup.sh
+	@$(MAKE) --no-print-directory collection
+
+# only what the demo runs: no cluster, no podman image, no oldest-core venv
+setup-demo:
+	@tools/setup.sh demo
 	@$(MAKE) --no-print-directory collection
 
 collection: $(INSTALLED)
@@ -103,7 +108,7 @@ molecule:
 	  fi; \
 	done
 
-demo: setup
+demo: setup-demo
 	$(ENV) tools/demo.sh
 
 bench: setup

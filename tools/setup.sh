@@ -4,20 +4,32 @@
 # podman systemd image for molecule, the test cluster's binaries (tools/build_cluster.sh), its real
 # node and the images the node runs (tools/build_node.sh) and the pinned chart and CRDs
 # (tools/fetch_fixtures.sh). Each step is skipped when its result is present.
+#
+# `tools/setup.sh demo` sets up only what `make demo` uses: the Debian packages of the local registry
+# and of the Ollama build, .venv, and Ollama. The rest (a cluster's worth of Go builds, the podman
+# image) is for the tests, and `make test` builds it.
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 cd "$PROJECT_ROOT"
 
 say() { printf '==> %s\n' "$*"; }
 
-# the test cluster's real node also needs nft, iptables, ip, unshare/nsenter and sysctl, and libc6-dev
-# for its static pause binary
-DEBIAN_PACKAGES=(podman runc debootstrap docker-registry nginx-light fcgiwrap nlohmann-json3-dev libstb-dev
-                 gcc g++ libc6-dev make curl ca-certificates shellcheck nftables iptables iproute2 procps util-linux)
+MODE=${1:-all}
+case "$MODE" in
+  all|demo) ;;
+  *) echo "usage: tools/setup.sh [all|demo]" >&2; exit 2 ;;
+esac
+
+# the demo: the local registry and its CDN, and the Ollama build (cgo, llama.cpp's vendored headers)
+DEMO_PACKAGES=(docker-registry nginx-light fcgiwrap nlohmann-json3-dev libstb-dev gcc g++ libc6-dev make curl
+               ca-certificates)
+# the tests: podman for molecule's systemd host; the test cluster's real node also needs nft, iptables,
+# ip, unshare/nsenter and sysctl
+TEST_PACKAGES=(podman runc debootstrap shellcheck nftables iptables iproute2 procps util-linux)
 
 install_debian_packages() {
   local missing=()
-  for pkg in "${DEBIAN_PACKAGES[@]}"; do
+  for pkg in "$@"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
   done
   if ((${#missing[@]})); then
@@ -71,7 +83,14 @@ build_helm() {
     "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
 }
 
-install_debian_packages
+if [ "$MODE" = demo ]; then
+  install_debian_packages "${DEMO_PACKAGES[@]}"
+  install_venv .venv requirements-dev.txt
+  build_ollama
+  say "demo toolchain ready (cache: $AIPLATFORM_OLLAMA_CACHE); make test builds the rest"
+  exit 0
+fi
+install_debian_packages "${DEMO_PACKAGES[@]}" "${TEST_PACKAGES[@]}"
 install_venv .venv requirements-dev.txt          # the pinned toolchain
 install_venv .venv-oldest requirements-oldest.txt  # the oldest ansible-core claimed, for `make oldest`
 build_ollama
