@@ -5,18 +5,19 @@ ENV := source tools/env.sh &&
 VERSION := $(shell sed -n 's/^version: *//p' galaxy.yml)
 TARBALL := build/aiplatform-ollama-$(VERSION).tar.gz
 INSTALLED := .collections/ansible_collections/aiplatform/ollama/MANIFEST.json
-COLLECTION_SOURCES := $(wildcard galaxy.yml meta/runtime.yml README.md CHANGELOG.md $(shell git ls-files --cached --others --exclude-standard plugins roles playbooks 2>/dev/null))
+COLLECTION_SOURCES := $(wildcard galaxy.yml meta/runtime.yml README.md CHANGELOG.md $(shell git ls-files --cached --others --exclude-standard plugins roles playbooks docs 2>/dev/null))
 MOLECULE_SCENARIOS := $(notdir $(patsubst %/molecule.yml,%,$(wildcard molecule/*/molecule.yml)))
 # scenarios that run against the test cluster (tests/services/cluster.py), started around them
 CLUSTER_SCENARIOS := flux_apply
 
-.PHONY: setup setup-demo test demo bench lint sanity galaxy unit integration molecule collection clean help
+.PHONY: setup setup-demo test check demo bench lint sanity galaxy unit integration molecule collection clean help
 
 help:
 	@echo "make setup   install the toolchain (idempotent)"
 	@echo "make demo    run playbooks/site.yml on inventories/local"
 	@echo "make test    everything CI runs: lint, sanity, galaxy, unit, oldest, integration, molecule"
 	@echo "make bench   benchmarks, one name=value line per figure"
+	@echo "make check   the quick tier for developers: lint, sanity, unit (needs .venv: make setup-demo)"
 	@echo "make lint    ansible-lint (production profile) and ruff"
 	@echo "make galaxy  galaxy-importer on the built tarball: the checks Galaxy runs on an upload"
 	@echo "make oldest  sanity and unit tests on the oldest ansible-core claimed (.venv-oldest)"
@@ -44,6 +45,11 @@ $(INSTALLED): $(TARBALL)
 
 test: setup
 	@$(MAKE) --no-print-directory lint sanity galaxy unit oldest integration molecule
+
+# the quick tier: what a developer runs before pushing
+check:
+	@test -x .venv/bin/ansible-lint || { echo ".venv is missing: run make setup-demo (or make setup)"; exit 1; }
+	@$(MAKE) --no-print-directory lint sanity unit
 
 lint:
 	$(ENV) ruff check plugins tests benchmarks

@@ -3,6 +3,7 @@ are the seed's, its value is the one both inventories set, and no deviation goes
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import yaml
@@ -19,12 +20,15 @@ VARIABLES = {"OLLAMA_MEMORY_LIMIT": "ollama_flux_memory_limit", "OLLAMA_MEMORY_R
 
 def readme_rows() -> dict:
     text = (ROOT / "README.md").read_text()
-    section = text.split("#### Deviations from the seed", 1)[1].split("\n#", 1)[0]
+    found = re.search(r"^#+ Deviations from the seed\n(.*?)(?=^#|\Z)", text, flags=re.M | re.S)
+    assert found, "README.md has no section \"Deviations from the seed\""
+    section = found.group(1)
     rows = {}
     for line in section.splitlines():
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
         if len(cells) == 5 and cells[0].startswith("`OLLAMA_"):
             rows[cells[0].strip("`")] = {"dev": cells[1], "prod": cells[2], "ours": cells[3]}
+    assert rows, "the README's \"Deviations from the seed\" section has no table of OLLAMA_* rows"
     return rows
 
 
