@@ -64,6 +64,25 @@ def nginx(name: str, workdir: Path, server: str, ready_url: str | None = None, p
         proc.stop()
 
 
+
+@contextlib.contextmanager
+def token_gateway(name: str, workdir: Path, upstream: str, required: dict, http: str = ""):
+    """A gateway in front of Ollama as an API gateway stands: /ollama/ proxied to upstream, 401 unless
+    every header of `required` ({"Authorization": "Bearer t"}) arrives with its value. Yields its URL."""
+    port = free_port()
+    checks = "\n".join(f'      if ($http_{name_.lower().replace("-", "_")} != "{value}") {{ return 401; }}'
+                       for name_, value in required.items())
+    server = f"""\
+    listen 127.0.0.1:{port};
+    location /ollama/ {{
+{checks}
+      proxy_pass {upstream}/;
+      proxy_buffering off;
+      proxy_read_timeout 600s;
+    }}"""
+    with nginx(name, workdir, server, ready_url=f"http://127.0.0.1:{port}/", http=http):
+        yield f"http://127.0.0.1:{port}/ollama"
+
 # A CDN in front of the registry that caps each connection's rate, as the CDNs real registries redirect
 # blob downloads to do, and logs every request with its Range header, status and the bytes it sent.
 FRONT_LOG = """\

@@ -13,8 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.playbook import run_playbook
-from tests.services.nginx import nginx, nginx_bin
-from tests.services.process import free_port
+from tests.services.nginx import nginx_bin, token_gateway
 
 TOKEN = "s3cr3t-token-4f1c"
 API_KEY = "k3y-s3cr3t-9d2e"
@@ -24,27 +23,14 @@ HEADERS = {"Authorization": f"Bearer {TOKEN}", "X-Api-Key": API_KEY, "X-Trace-Id
 GATEWAY_LOG = """\
   log_format seen '$request_method $uri $status trace=$http_x_trace_id';
   access_log {work}/seen.log seen;"""
-GATEWAY_SERVER = """\
-    listen 127.0.0.1:{port};
-    location /ollama/ {{
-      if ($http_authorization != "Bearer {token}") {{ return 401; }}
-      if ($http_x_api_key != "{api_key}") {{ return 401; }}
-      proxy_pass {upstream}/;
-      proxy_buffering off;
-      proxy_read_timeout 600s;
-    }}"""
-
-
 @pytest.fixture(scope="module")
 def gateway(ollama, tmp_path_factory):
     if not nginx_bin():
         pytest.fail("nginx is needed for the gateway: run `make setup`")
     work = tmp_path_factory.mktemp("header-gateway")
-    port = free_port()
-    server = GATEWAY_SERVER.format(port=port, upstream=ollama.url, token=TOKEN, api_key=API_KEY)
-    with nginx("nginx-header-gateway", work, server, ready_url=f"http://127.0.0.1:{port}/",
-               http=GATEWAY_LOG.format(work=work)):
-        yield {"url": f"http://127.0.0.1:{port}/ollama", "log": work / "seen.log"}
+    required = {"Authorization": f"Bearer {TOKEN}", "X-Api-Key": API_KEY}
+    with token_gateway("nginx-header-gateway", work, ollama.url, required, http=GATEWAY_LOG.format(work=work)) as url:
+        yield {"url": url, "log": work / "seen.log"}
 
 
 @pytest.fixture(scope="module")

@@ -11,29 +11,18 @@ from pathlib import Path
 import pytest
 
 from tests.playbook import run_playbook
-from tests.services.nginx import nginx, nginx_bin
+from tests.services.nginx import nginx_bin, token_gateway
 from tests.services.process import free_port
 
 TOKEN = "gateway-token"
-
-GATEWAY_SERVER = """\
-    listen 127.0.0.1:{port};
-    location /ollama/ {{
-      if ($http_authorization != "Bearer {token}") {{ return 401; }}
-      proxy_pass {upstream}/;
-      proxy_buffering off;
-      proxy_read_timeout 600s;
-    }}"""
-
 
 @pytest.fixture(scope="module")
 def gateway(ollama, tmp_path_factory):
     if not nginx_bin():
         pytest.fail("nginx is needed for the gateway test: run `make setup`")
-    port = free_port()
-    server = GATEWAY_SERVER.format(port=port, upstream=ollama.url, token=TOKEN)
-    with nginx("nginx-gateway", tmp_path_factory.mktemp("gateway"), server, ready_url=f"http://127.0.0.1:{port}/"):
-        yield f"http://127.0.0.1:{port}/ollama"
+    with token_gateway("nginx-gateway", tmp_path_factory.mktemp("gateway"), ollama.url,
+                       {"Authorization": f"Bearer {TOKEN}"}) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
