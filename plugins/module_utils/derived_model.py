@@ -21,7 +21,6 @@ writes them. A GGUF layer is read only up to the end of its header, never its we
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -30,6 +29,7 @@ from decimal import Decimal
 from ansible_collections.aiplatform.ollama.plugins.module_utils.errors import CollectionError
 from ansible_collections.aiplatform.ollama.plugins.module_utils.gguf_header import GGUFError, read_header
 from ansible_collections.aiplatform.ollama.plugins.module_utils.model_ref import DEFAULT_NAMESPACE, DEFAULT_REGISTRY
+from ansible_collections.aiplatform.ollama.plugins.module_utils.ollama_registry import content_digest
 from ansible_collections.aiplatform.ollama.plugins.module_utils.ollama_store import StoreError
 
 MANIFEST_MEDIA_TYPE = "application/vnd.docker.distribution.manifest.v2+json"
@@ -308,18 +308,14 @@ class DerivedModel:
         self.config = config
         self.manifest = manifest
 
-    @staticmethod
-    def digest(body):
-        return "sha256:" + hashlib.sha256(body).hexdigest()
-
     @property
     def blobs(self):
         """[(digest, bytes)] of the blobs the derivation adds to the store."""
-        return [(self.digest(body), body) for body in (self.params, self.config)]
+        return [(content_digest(body), body) for body in (self.params, self.config)]
 
     @property
     def manifest_digest(self):
-        return self.digest(self.manifest)
+        return content_digest(self.manifest)
 
 
 def derive(store, base_ref, base_manifest, parameters):
@@ -356,14 +352,14 @@ def derive(store, base_ref, base_manifest, parameters):
         raise DerivedModelError(f"the manifest of {where} is damaged: {err}", digest=err.digest) from err
     except ValueError as err:  # a number Go's encoder refuses (NaN, infinity)
         raise DerivedModelError(f"the params of {where} cannot be written as JSON: {err}") from err
-    layers.append({"mediaType": PARAMS_MEDIA_TYPE, "digest": DerivedModel.digest(params), "size": len(params)})
+    layers.append({"mediaType": PARAMS_MEDIA_TYPE, "digest": content_digest(params), "size": len(params)})
     if families:
         config["model_families"] = families
     config.update(_base_config(store, base_manifest))
     config.update(architecture="amd64", os="linux",
                   rootfs={"type": "layers", "diff_ids": [layer["digest"] for layer in layers]})
     config_body = go_encode(config)
-    config_layer = {"mediaType": CONFIG_MEDIA_TYPE, "digest": DerivedModel.digest(config_body),
+    config_layer = {"mediaType": CONFIG_MEDIA_TYPE, "digest": content_digest(config_body),
                     "size": len(config_body)}
     manifest = {"schemaVersion": 2, "mediaType": MANIFEST_MEDIA_TYPE, "config": config_layer, "layers": layers}
     return DerivedModel(params, config_body, go_encode(manifest))

@@ -48,6 +48,7 @@ from ansible_collections.aiplatform.ollama.plugins.module_utils.ollama_registry 
     RegistryBlobSource,
     RegistryClient,
     RegistryError,
+    content_digest,
     download_fix,
     ollama_manifest_bytes,
 )
@@ -380,7 +381,7 @@ class Bundle:
             if model.size > MAX_MANIFEST_BYTES:
                 raise _refuse(path, model.member, f"is {model.size} bytes, more than any manifest")
             body = self._read(self._members[model.member])
-            found = "sha256:" + hashlib.sha256(body).hexdigest()
+            found = content_digest(body)
             if found != model.digest:
                 raise _refuse(path, model.member, f"has sha256 {found}, the index says {model.digest}", "corrupt")
             try:
@@ -594,7 +595,7 @@ def _index_entry(ref, body, media_type, own):
     return {
         "name": ref.full,
         "manifest": manifest_member(ref),
-        "digest": "sha256:" + hashlib.sha256(body).hexdigest(),
+        "digest": content_digest(body),
         "size": len(body),
         "media_type": media_type or MANIFEST_V2,
         "blobs": [{"digest": d, "size": s} for d, s in own],

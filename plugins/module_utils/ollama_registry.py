@@ -84,6 +84,11 @@ def parse_challenge(header):
     return scheme.lower(), params
 
 
+def content_digest(body):
+    """The digest that names `body` in a registry and in Ollama's store: sha256 of its exact bytes."""
+    return "sha256:" + hashlib.sha256(body).hexdigest()
+
+
 def ollama_manifest_digest(manifest):
     """The digest Ollama gives a pulled manifest: it stores its own re-encoding, not the registry's bytes.
 
@@ -91,7 +96,7 @@ def ollama_manifest_digest(manifest):
     fields left out) and lists the sha256 of that file, so compare against this as well as the
     registry's digest.
     """
-    return "sha256:" + hashlib.sha256(ollama_manifest_bytes(manifest)).hexdigest()
+    return content_digest(ollama_manifest_bytes(manifest))
 
 
 def ollama_manifest_bytes(manifest):
@@ -385,7 +390,7 @@ class RegistryClient:
                 kind="protocol",
             )
         return {
-            "digest": header_digest or "sha256:" + hashlib.sha256(body).hexdigest(),
+            "digest": header_digest or content_digest(body),
             "ollama_digest": ollama_manifest_digest(manifest),
             "size": manifest_size(manifest),
             "media_type": media_type or manifest.get("mediaType"),

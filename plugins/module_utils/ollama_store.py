@@ -42,7 +42,10 @@ from ansible_collections.aiplatform.ollama.plugins.module_utils.blob_download im
     fsync_dir,
 )
 from ansible_collections.aiplatform.ollama.plugins.module_utils.errors import CollectionError, InputError
-from ansible_collections.aiplatform.ollama.plugins.module_utils.ollama_registry import ollama_manifest_bytes
+from ansible_collections.aiplatform.ollama.plugins.module_utils.ollama_registry import (
+    content_digest,
+    ollama_manifest_bytes,
+)
 
 CHUNK = 1 << 20
 LOCK_NAME = ".ollama_store.lock"
@@ -188,7 +191,7 @@ class OllamaStore:
             manifest = None
         if not isinstance(manifest, dict) or not isinstance(manifest.get("layers"), list):
             raise StoreError(f"{path} is not an image manifest", kind="corrupt", path=path)
-        return LocalManifest(manifest, "sha256:" + hashlib.sha256(body).hexdigest(), path)
+        return LocalManifest(manifest, content_digest(body), path)
 
     def blob_complete(self, digest, size):
         """True when the blob file exists with the declared size (the digest was checked when it was written)."""
@@ -319,12 +322,12 @@ class OllamaStore:
         except OSError as err:
             raise _io_error(err, f"writing {path}", path) from err
         self._write_atomically(path, body, "manifest-")
-        return "sha256:" + hashlib.sha256(body).hexdigest()
+        return content_digest(body)
 
     def put_blob(self, body):
         """Write a blob held in memory (a derived model's params or config) atomically, unless the store
         already holds these bytes: (digest, whether it was written)."""
-        digest = "sha256:" + hashlib.sha256(body).hexdigest()
+        digest = content_digest(body)
         path = self.blob_path(digest)
         if self._read_bytes(path) == body:
             return digest, False
