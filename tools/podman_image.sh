@@ -33,4 +33,5 @@ trap 'rm -rf "$rootfs"' EXIT
 debootstrap --variant=minbase \
   --include=python3,python3-apt,systemd,systemd-sysv,procps,iproute2,kmod,util-linux \
   bookworm "$rootfs" http://deb.debian.org/debian >/dev/null
+chmod 0755 "$rootfs"  # mktemp made it 0700: no unprivileged service could enter /
 tar -C "$rootfs" -c . | podman import - "$MOLECULE_IMAGE" >/dev/null

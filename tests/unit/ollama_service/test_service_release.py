@@ -1,0 +1,77 @@
+"""The install directory's plan: install, switch, roll back or nothing, decided before anything changes."""
+
+from __future__ import annotations
+
+import pytest
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.aiplatform.ollama.plugins.filter.service_release import service_release
+
+SUM_A = "sha256:" + "a" * 64
+SUM_B = "sha256:" + "b" * 64
+URL = "https://example.com/v0.19.0/ollama-linux-amd64.tgz"
+
+
+def test_a_first_install_downloads_and_links():
+    plan = service_release("0.18.3", archive={"url": URL, "checksum": "A" * 64})
+    assert plan["install"] and plan["flip"] and plan["changed"]
+    assert plan["source"] == "url" and plan["location"] == URL
+    assert plan["checksum"] == SUM_A          # normalised: prefix added, lower case
+    assert plan["previous"] == ""
+
+
+def test_the_same_version_again_changes_nothing():
+    plan = service_release("0.18.3", current="0.18.3", installed={"0.18.3": SUM_A},
+                           archive={"url": URL, "checksum": SUM_A})
+    assert not plan["install"] and not plan["flip"] and not plan["changed"]
+
+
+def test_an_upgrade_installs_beside_and_keeps_the_old_as_previous():
+    plan = service_release("0.19.0", current="0.18.3", installed={"0.18.3": SUM_A},
+                           archive={"src": "/srv/ollama-0.19.0.tgz", "checksum": SUM_B})
+    assert plan["install"] and plan["flip"]
+    assert plan["source"] == "src" and plan["previous"] == "0.18.3"
+
+
+def test_an_installed_version_is_switched_to_without_an_archive():
+    plan = service_release("0.18.3", current="0.19.0", previous="0.18.3",
+                           installed={"0.18.3": SUM_A, "0.19.0": SUM_B})
+    assert not plan["install"] and plan["flip"] and plan["previous"] == "0.19.0"
+
+
+def test_a_rollback_flips_back_once_and_then_holds():
+    installed = {"0.18.3": SUM_A, "0.19.0": SUM_B}
+    plan = service_release("0.19.0", rollback=True, current="0.19.0", previous="0.18.3", installed=installed)
+    assert plan["version"] == "0.18.3" and plan["flip"] and not plan["install"]
+    again = service_release("0.19.0", rollback=True, current="0.18.3", previous="0.18.3", installed=installed)
+    assert not again["changed"]
+
+
+def test_a_rollback_without_a_previous_version_is_refused():
+    with pytest.raises(AnsibleFilterError, match="ollama_service_rollback is true but there is no previous version"):
+        service_release("0.18.3", rollback=True, current="0.18.3", installed={"0.18.3": SUM_A})
+
+
+@pytest.mark.parametrize("archive,message", [
+    ({"url": URL}, "ollama_service_archive_url is set but ollama_service_archive_checksum is '': nothing is unpacked"),
+    ({"url": URL, "checksum": "md5:abc"}, "ollama_service_archive_checksum is 'md5:abc'"),
+    ({}, "neither ollama_service_archive_url nor ollama_service_archive_src is set"),
+    ({"url": URL, "src": "/x.tgz", "checksum": SUM_A}, "give one of them"),
+    ({"url": "ftp://example.com/o.tgz", "checksum": SUM_A}, "give an http\\(s\\) or file URL"),
+    ({"src": "relative.tgz", "checksum": SUM_A}, "ollama_service_archive_src is 'relative.tgz'"),
+])
+def test_bad_archive_settings_are_refused(archive, message):
+    with pytest.raises(AnsibleFilterError, match=message):
+        service_release("0.19.0", current="0.18.3", installed={"0.18.3": SUM_A}, archive=archive)
+
+
+def test_a_second_archive_under_an_installed_name_is_refused():
+    with pytest.raises(AnsibleFilterError, match="one version, one archive"):
+        service_release("0.18.3", current="0.18.3", installed={"0.18.3": SUM_A},
+                        archive={"url": URL, "checksum": SUM_B})
+
+
+@pytest.mark.parametrize("version", ["", "../etc", "0.18.3/x", "0.18 3", "-1"])
+def test_a_version_that_is_not_a_name_is_refused(version):
+    with pytest.raises(AnsibleFilterError, match="ollama_service_version is"):
+        service_release(version, archive={"url": URL, "checksum": SUM_A})
