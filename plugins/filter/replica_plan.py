@@ -54,6 +54,13 @@ options:
   selector:
     description: The pods' labels, for the affinity and spread terms.
     type: dict
+  warm_model:
+    description:
+      - The model each replica loads before it is Ready (a postStart C(ollama run) of it), so a new pod of a
+        rolling update or a model rollout takes requests only once its model is in memory. Empty for none.
+      - Only on a pre-seeded store; a load that fails leaves the pod Ready, loading on the first request.
+    type: str
+    default: ""
 """
 
 EXAMPLES = r"""
@@ -99,10 +106,10 @@ _value:
 
 
 def replica_plan(replicas, access_modes, preseeded=True, strategy="auto", pods_that_fit=None, drain_seconds=30,
-                 selector=None):
+                 selector=None, warm_model=""):
     try:
         return plan(replicas, access_modes, preseeded=preseeded, strategy=strategy, pods_that_fit=pods_that_fit,
-                    drain_seconds=drain_seconds, selector=selector)
+                    drain_seconds=drain_seconds, selector=selector, warm_model=warm_model)
     except ReplicaPlanError as exc:
         raise AnsibleFilterError(f"replica_plan: {exc}") from exc
 

@@ -16,6 +16,10 @@ One decision, made before anything is applied:
   the endpoints controller and every kube-proxy drop it first, and requests already running finish.
   Ollama's SIGTERM handler closes every connection at once, so without the sleep a rolling update
   fails the requests in flight.
+* **Warming.** A replica loads the model it serves before it is Ready (a postStart `ollama run` of it):
+  a new pod of a rolling update, or of a model rollout, takes requests only once its model is in
+  memory, so no client waits through a load of many gigabytes. A load that fails leaves the pod as it
+  was before warming (Ready, loading on the first request): verify names the cause.
 
 A store the chart pulls into at start (not pre-seeded) is written by the pod, so it admits one replica.
 """
@@ -32,6 +36,10 @@ STRATEGIES = ("auto", "RollingUpdate", "Recreate")
 HOSTNAME = "kubernetes.io/hostname"
 # after the preStop sleep, SIGTERM: Ollama stops its runners within seconds
 STOP_GRACE_SECONDS = 30
+# The postStart hook: wait for the server, then load the model (its name an argument, never script
+# text); `ollama run <model> ""` with no input loads it and returns without generating.
+WARM_SCRIPT = ('until /bin/ollama ps >/dev/null 2>&1; do sleep 0.2; done; '
+               '/bin/ollama run "$1" "" </dev/null >/dev/null 2>&1 || true')
 
 
 class ReplicaPlanError(InputError):
@@ -64,8 +72,21 @@ def placement(access_modes, variable="ollama_flux_pvc_access_modes"):
     return "one-pod"
 
 
+def lifecycle(preseeded, drain_seconds, warm_model=""):
+    """The container's lifecycle hooks: preStop drain and postStart warming, on a pre-seeded store only
+    (the chart's own postStart pulls into a store that is not)."""
+    if not preseeded:
+        return {}
+    hooks = {}
+    if warm_model:
+        hooks["postStart"] = {"exec": {"command": ["/bin/sh", "-c", WARM_SCRIPT, "warm", warm_model]}}
+    if drain_seconds > 0:
+        hooks["preStop"] = {"sleep": {"seconds": drain_seconds}}
+    return hooks
+
+
 def plan(replicas, access_modes, preseeded=True, strategy="auto", pods_that_fit=None, drain_seconds=30,
-         selector=None, variables=None):
+         selector=None, variables=None, warm_model=""):
     """The Deployment's scheduling and update settings for `replicas` pods; raises ReplicaPlanError.
 
     `pods_that_fit` is how many server pods the nodes can hold (the preflight's count), None when the
@@ -73,6 +94,7 @@ def plan(replicas, access_modes, preseeded=True, strategy="auto", pods_that_fit=
     one-node or one-pod), `update_strategy` (the chart's updateStrategy value), `affinity` and
     `topology_spread_constraints` (to merge into the chart's values), `lifecycle` and
     `termination_grace_period_seconds`, `surge_room` (True, False or None when unknown) and `warnings`.
+    `warm_model` is the model each replica loads before it is Ready ("" for none).
     """
     names = {"replicas": "ollama_flux_replicas", "access_modes": "ollama_flux_pvc_access_modes",
              "strategy": "ollama_flux_update_strategy", "drain_seconds": "ollama_flux_drain_seconds",
@@ -151,8 +173,7 @@ def plan(replicas, access_modes, preseeded=True, strategy="auto", pods_that_fit=
         "surge_room": surge_room,
         "affinity": affinity,
         "topology_spread_constraints": spread,
-        # the chart's own lifecycle (its postStart pull) is what a store that is not pre-seeded needs
-        "lifecycle": {"preStop": {"sleep": {"seconds": drain}}} if drain > 0 and preseeded else {},
+        "lifecycle": lifecycle(preseeded, drain, warm_model),
         "termination_grace_period_seconds": drain + STOP_GRACE_SECONDS,
         "warnings": warnings,
     }

@@ -94,8 +94,11 @@ def _stall(release: dict | None, pods: list, events: list, names: dict) -> dict:
         return _verdict("pull_stall", "failing", cause, evidence + [event_line(e) for e in scheduling[-1:]],
                         "deploy it (playbooks/deploy.yml); the run names why a release is not Ready")
     for pod in pods:
+        # the chart's postStart pulls (`ollama pull` in its script); the collection's own only loads a
+        # model already in the store (replica_plan's warming), which is no startup pull
         post_start = [c["name"] for c in (pod.get("spec") or {}).get("containers", [])
-                      if "postStart" in (c.get("lifecycle") or {})]
+                      if "ollama pull" in " ".join(((c.get("lifecycle") or {}).get("postStart") or {})
+                                                   .get("exec", {}).get("command") or [])]
         if post_start:
             return _verdict("pull_stall", "failing", f"pod {pod['metadata']['name']} pulls its model in a postStart "
                             "hook: the container is not ready until the pull ends", [pod_line(pod)],

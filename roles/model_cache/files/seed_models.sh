@@ -11,6 +11,8 @@
 #   MODEL_CACHE_SERVED_MODELS   served models to create, one line each: <base> <served> <num_thread>
 #                               (`ollama create <served>` FROM <base>, one of the models pulled, with
 #                               PARAMETER num_thread); the names come computed, never derived here
+#   MODEL_CACHE_REMOVE_MODELS   models to remove after the seed, separated like MODEL_CACHE_MODELS:
+#                               `ollama rm` deletes each manifest and the blobs no other manifest uses
 #   MODEL_CACHE_INSECURE        "true" for a plain-HTTP registry (ollama pull --insecure)
 #   OLLAMA_BIN                  the ollama binary (default: ollama from PATH)
 #   MODEL_CACHE_PORT            loopback port of the short-lived server (default 11434)
@@ -35,6 +37,19 @@ command -v "$ollama" >/dev/null 2>&1 || die "no ollama binary at '$ollama': set 
 insecure=""
 [ "${MODEL_CACHE_INSECURE:-false}" = true ] && insecure="--insecure"
 start_timeout="${MODEL_CACHE_START_TIMEOUT:-120}"
+
+# A model to remove must not be one this run seeds: both lists come from the role, checked here too.
+removals=$(printf '%s' "${MODEL_CACHE_REMOVE_MODELS:-}" | tr ',\n\t' '   ')
+set -f
+for name in $removals; do
+  case "$name" in
+    *[!A-Za-z0-9_.:/-]*) die "MODEL_CACHE_REMOVE_MODELS: '$name' is not a model name" ;;
+  esac
+  case " $* " in
+    *" $name "*) die "MODEL_CACHE_REMOVE_MODELS names $name, which MODEL_CACHE_MODELS seeds" ;;
+  esac
+done
+set +f
 
 # Every served line is checked before the server starts. The names reach ollama as quoted arguments
 # and a Modelfile's FROM line, never the text of a script.
@@ -158,6 +173,26 @@ while read -r base served threads _extra; do
 done <<EOF
 $served_models
 EOF
+# Removals come last, once every model this run seeds is in place, and only when they all are.
+if [ -n "$removals" ] && [ "$failed" -eq 0 ]; then
+  before=$(du -sk "$OLLAMA_MODELS/blobs" 2>/dev/null | cut -f1)
+  set -f
+  for name in $removals; do
+    if ! "$ollama" show "$name" >/dev/null 2>&1 </dev/null; then
+      log "$name is not in the store: nothing to remove"
+      continue
+    fi
+    if "$ollama" rm "$name" >"$work/rm.log" 2>&1 </dev/null; then
+      log "removed $name"
+    else
+      echo "model-cache: ERROR: removing $name failed: $(last_line "$work/rm.log")" >&2
+      failed=$((failed + 1))
+    fi
+  done
+  set +f
+  after=$(du -sk "$OLLAMA_MODELS/blobs" 2>/dev/null | cut -f1)
+  log "removals freed $(( (${before:-0} - ${after:-0}) * 1024 )) bytes of blobs"
+fi
 total=$(($# + served_count))
 [ "$failed" -eq 0 ] || die "$failed of $total model(s) not seeded; the models that failed are named above"
 log "all $total model(s) are in $OLLAMA_MODELS"

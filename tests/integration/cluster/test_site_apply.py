@@ -48,7 +48,8 @@ def test_site_converges_on_the_seeded_claim(cluster, run_on_cluster):
     pod_spec = dep["spec"]["template"]["spec"]
     claims = [v["persistentVolumeClaim"]["claimName"] for v in pod_spec["volumes"] if "persistentVolumeClaim" in v]
     assert claims == ["ollama-models"]
-    assert all("postStart" not in (c.get("lifecycle") or {}) for c in pod_spec["containers"]), "no startup pull"
+    hooks = [(c.get("lifecycle") or {}).get("postStart") for c in pod_spec["containers"]]
+    assert all("ollama pull" not in " ".join(h["exec"]["command"]) for h in hooks if h), "no startup pull"
     # the seeded store, read-only: nothing runs in the pod before the server, which creates nothing
     assert "initContainers" not in pod_spec
     store = next(v for v in pod_spec["volumes"] if v["name"] == "ollama-store")

@@ -86,8 +86,14 @@ def test_chart_renders_the_release(rendered, seed_table, environment, helm_bin, 
         {"name": "ollama-store", "mountPath": "/root/.ollama/models", "subPath": "models", "readOnly": True},
     ]
     assert "initContainers" not in pod
-    # the only hook is the drain: a stopping replica serves on while the Service drops it
-    assert container["lifecycle"] == {"preStop": {"sleep": {"seconds": 30}}}
+    # the hooks: a new replica loads the model clients call before it is Ready (its name an argument of
+    # the script), a stopping one serves on while the Service drops it
+    annotations = deployment["spec"]["template"]["metadata"]["annotations"]
+    served = annotations["aiplatform.ollama/served-model"]
+    assert served == annotations["aiplatform.ollama/model"] + {"dev": "-t1", "prod": "-t2"}[environment]
+    warm = container["lifecycle"]["postStart"]["exec"]["command"]
+    assert warm[:2] == ["/bin/sh", "-c"] and warm[-2:] == ["warm", served] and served not in warm[2]
+    assert container["lifecycle"]["preStop"] == {"sleep": {"seconds": 30}}
     assert pod["terminationGracePeriodSeconds"] == 60
 
     replicas = {"dev": 1, "prod": 2}[environment]

@@ -11,6 +11,9 @@ address, which its pods reach; its CDN's access log shows every blob a pod fetch
 
 from __future__ import annotations
 
+import concurrent.futures
+import contextlib
+import json
 import subprocess
 from pathlib import Path
 
@@ -153,3 +156,39 @@ def pod_exec(cluster, namespace_name: str, pod: str, command: list, timeout: flo
     """`kubectl exec` into a real pod: the completed process (exit code, stdout, stderr), never raising."""
     return subprocess.run([str(bin_dir() / "kubectl"), f"--kubeconfig={cluster.kubeconfig}", "exec", "-n",
                            namespace_name, pod, "--", *command], capture_output=True, text=True, timeout=timeout)
+
+
+# Four clients through the gateway, one request after another each, until told to stop: every HTTP
+# status (000: no answer) on its own line.
+LOAD_SCRIPT = r"""
+rm -f /tmp/load-stop /tmp/load-*.codes
+client() {
+  while [ ! -e /tmp/load-stop ]; do
+    curl -sS -m 120 -o /dev/null -w '%{http_code}\n' -H 'Content-Type: application/json' -d "$BODY" \
+      "$URL/api/generate" 2>>/tmp/load-errors || true
+  done
+}
+for i in 1 2 3 4; do client > /tmp/load-$i.codes & done
+wait
+cat /tmp/load-*.codes
+"""
+
+
+@contextlib.contextmanager
+def gateway_load(cluster, model: str):
+    """Four clients calling `model` through the gateway from the controller pod for as long as the block
+    runs (it starts once they have 8 answers): the list it yields holds every request's HTTP status after."""
+    body = json.dumps({"model": model, "prompt": "Say hi.", "stream": False, "options": {"num_predict": 4}})
+    codes: list[str] = []
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        load = pool.submit(pod_exec, cluster, GATEWAY_NAMESPACE, CONTROLLER_POD,
+                           ["env", f"URL={GATEWAY_URL}", f"BODY={body}", "sh", "-c", LOAD_SCRIPT], 1800)
+        try:
+            cluster.wait_for("load started", lambda: int(pod_exec(cluster, GATEWAY_NAMESPACE, CONTROLLER_POD, [
+                "sh", "-c", "cat /tmp/load-*.codes 2>/dev/null | wc -l"]).stdout.strip() or 0) >= 8)
+            yield codes
+        finally:
+            pod_exec(cluster, GATEWAY_NAMESPACE, CONTROLLER_POD, ["touch", "/tmp/load-stop"])
+            done = load.result(timeout=300)
+    assert done.returncode == 0, done
+    codes.extend(done.stdout.split())

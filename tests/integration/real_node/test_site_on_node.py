@@ -10,7 +10,6 @@ The tests run in file order and share the release the first one builds, as a use
 from __future__ import annotations
 
 import collections
-import concurrent.futures
 import contextlib
 import hashlib
 import json
@@ -28,6 +27,7 @@ from tests.integration.real_node.conftest import (
     GATEWAY_URL,
     NAMESPACE,
     RELEASE,
+    gateway_load,
     gateway_objects,
     namespace,
     pod_exec,
@@ -142,54 +142,28 @@ def test_the_replicas_mount_the_store_read_only(cluster):
         assert written.returncode != 0 and "Read-only file system" in written.stderr, written
 
 
-# Four clients through the gateway, one request after another each, until told to stop: every HTTP
-# status (000: no answer) on its own line.
-LOAD_SCRIPT = r"""
-rm -f /tmp/load-stop /tmp/load-*.codes
-client() {
-  while [ ! -e /tmp/load-stop ]; do
-    curl -sS -m 120 -o /dev/null -w '%{http_code}\n' -H 'Content-Type: application/json' -d "$BODY" \
-      "$URL/api/generate" 2>>/tmp/load-errors || true
-  done
-}
-for i in 1 2 3 4; do client > /tmp/load-$i.codes & done
-wait
-cat /tmp/load-*.codes
-"""
-
-
 def _restart_under_load(cluster, served: str) -> list[str]:
     """A rolling restart of the Deployment while four clients call the model through the gateway: the
     status of every request sent until the last old pod is gone."""
-    body = json.dumps({"model": served, "prompt": "Say hi.", "stream": False, "options": {"num_predict": 4}})
     deployment = deployment_of(cluster)
     name = deployment["metadata"]["name"]
     old = {pod["metadata"]["name"] for pod in server_pods(cluster)}
-    with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        load = pool.submit(pod_exec, cluster, GATEWAY_NAMESPACE, CONTROLLER_POD,
-                           ["env", f"URL={GATEWAY_URL}", f"BODY={body}", "sh", "-c", LOAD_SCRIPT], 900)
-        try:
-            cluster.wait_for("load started", lambda: int(pod_exec(cluster, GATEWAY_NAMESPACE, CONTROLLER_POD, [
-                "sh", "-c", "cat /tmp/load-*.codes 2>/dev/null | wc -l"]).stdout.strip() or 0) >= 8)
-            # what `kubectl rollout restart` does
-            cluster.request("PATCH", f"/apis/apps/v1/namespaces/{NAMESPACE}/deployments/{name}",
-                            {"spec": {"template": {"metadata": {"annotations": {
-                                "kubectl.kubernetes.io/restartedAt": time.strftime("%Y-%m-%dT%H:%M:%SZ")}}}}},
-                            "application/strategic-merge-patch+json")
+    with gateway_load(cluster, served) as codes:
+        # what `kubectl rollout restart` does
+        cluster.request("PATCH", f"/apis/apps/v1/namespaces/{NAMESPACE}/deployments/{name}",
+                        {"spec": {"template": {"metadata": {"annotations": {
+                            "kubectl.kubernetes.io/restartedAt": time.strftime("%Y-%m-%dT%H:%M:%SZ")}}}}},
+                        "application/strategic-merge-patch+json")
 
-            def rolled():
-                pods = cluster.get("v1", "Pod", namespace=NAMESPACE,
-                                   label_selector=f"app.kubernetes.io/instance={RELEASE}")["items"]
-                names = {pod["metadata"]["name"] for pod in pods}
-                return (not names & old and len(pods) == 2 and all(pod_ready(pod) for pod in pods)) and names
+        def rolled():
+            pods = cluster.get("v1", "Pod", namespace=NAMESPACE,
+                               label_selector=f"app.kubernetes.io/instance={RELEASE}")["items"]
+            names = {pod["metadata"]["name"] for pod in pods}
+            return (not names & old and len(pods) == 2 and all(pod_ready(pod) for pod in pods)) and names
 
-            new = cluster.wait_for("the rolling restart to replace both pods", rolled, timeout=300)
-        finally:
-            pod_exec(cluster, GATEWAY_NAMESPACE, CONTROLLER_POD, ["touch", "/tmp/load-stop"])
-        done = load.result(timeout=300)
-    assert done.returncode == 0, done
+        new = cluster.wait_for("the rolling restart to replace both pods", rolled, timeout=300)
     assert len(new) == 2
-    return done.stdout.split()
+    return codes
 
 
 def test_a_rolling_restart_under_load_fails_no_request_and_writes_nothing(cluster, node, run_on_node):

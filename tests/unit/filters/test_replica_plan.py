@@ -76,3 +76,21 @@ def test_bad_input_is_refused_naming_the_variable(args, kwargs, expected):
 
 def test_the_filter_is_registered():
     assert FilterModule().filters()["replica_plan"] is replica_plan
+
+
+def test_each_replica_loads_its_model_before_it_is_ready():
+    plan = replica_plan(2, ["ReadWriteOnce"], pods_that_fit=3, selector=LABELS, warm_model="tiny:latest-t2")
+    command = plan["lifecycle"]["postStart"]["exec"]["command"]
+    # the model is an argument of the script, never part of its text
+    assert command[:2] == ["/bin/sh", "-c"] and command[-2:] == ["warm", "tiny:latest-t2"]
+    assert "tiny" not in command[2] and '"$1"' in command[2]
+    assert plan["lifecycle"]["preStop"] == {"sleep": {"seconds": 30}}
+
+
+def test_no_warming_without_a_model_or_on_a_store_the_chart_pulls_into():
+    assert "postStart" not in replica_plan(1, ["ReadWriteOnce"], selector=LABELS)["lifecycle"]
+    # the chart's own postStart pulls there, and a lifecycle of ours would replace it
+    assert replica_plan(1, ["ReadWriteOnce"], preseeded=False, warm_model="tiny")["lifecycle"] == {}
+    # no drain: the warming alone
+    alone = replica_plan(1, ["ReadWriteOnce"], drain_seconds=0, warm_model="tiny")["lifecycle"]
+    assert list(alone) == ["postStart"]

@@ -10,12 +10,17 @@ import pytest
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.aiplatform.ollama.plugins.filter.runbook_verdicts import runbook_verdicts
+from ansible_collections.aiplatform.ollama.plugins.module_utils.replica_plan import plan
 
 NAMES = {"namespace": "ollama", "claim": "ollama-models", "release": "ollama", "model": "qwen2.5:72b-t2"}
 
 
-def pod(ready=True, statuses=(), claim="ollama-models", post_start=False):
-    container = {"name": "ollama", **({"lifecycle": {"postStart": {"exec": {}}}} if post_start else {})}
+def pod(ready=True, statuses=(), claim="ollama-models", post_start=False, warm=False):
+    hook = {"postStart": {"exec": {"command": ["/bin/sh", "-c", "while ! /bin/ollama ps; do sleep 5; done\n"
+                                                                "/bin/ollama pull  qwen2.5:72b\n"]}}}
+    if warm:
+        hook = plan(1, ["ReadWriteOnce"], warm_model="qwen2.5:72b-t2")["lifecycle"]
+    container = {"name": "ollama", **({"lifecycle": hook} if post_start or warm else {})}
     return {"metadata": {"name": "ollama-abc", "namespace": "ollama"},
             "spec": {"nodeName": "n1", "containers": [container],
                      "volumes": [{"name": "ollama-data", "persistentVolumeClaim": {"claimName": claim}}]},
@@ -117,6 +122,11 @@ def test_a_runner_that_says_why_it_ended_is_no_oom():
 def test_a_startup_pull_hook_is_the_stall():
     verdict = by_runbook({**HEALTHY, "pods": [pod(post_start=True)]})["pull_stall"]
     assert verdict["status"] == "failing" and "postStart" in verdict["cause"]
+
+
+def test_the_hook_that_loads_a_seeded_model_is_no_startup_pull():
+    verdict = by_runbook({**HEALTHY, "pods": [pod(warm=True)]})["pull_stall"]
+    assert verdict["status"] == "ok", verdict
 
 
 def test_gateway_failing_while_the_service_answers():
