@@ -9,16 +9,19 @@ COLLECTION_SOURCES := $(wildcard galaxy.yml meta/runtime.yml README.md CHANGELOG
 MOLECULE_SCENARIOS := $(notdir $(patsubst %/molecule.yml,%,$(wildcard molecule/*/molecule.yml)))
 # scenarios that run against the test cluster (tests/services/cluster.py), started around them
 CLUSTER_SCENARIOS := flux_apply
+# scenarios that install from the release archives and registry tests/services/service_release.py serves
+SERVICE_SCENARIOS := service
 
-.PHONY: setup setup-demo test check demo bench lint sanity galaxy unit integration molecule collection clean help
+.PHONY: setup setup-demo test check demo bench lint sanity docs galaxy unit integration molecule collection clean help
 
 help:
 	@echo "make setup   install the toolchain (idempotent)"
 	@echo "make demo    run playbooks/site.yml on inventories/local"
-	@echo "make test    everything CI runs: lint, sanity, galaxy, unit, oldest, integration, molecule"
+	@echo "make test    everything CI runs: lint, sanity, docs, galaxy, unit, oldest, integration, molecule"
 	@echo "make bench   benchmarks, one name=value line per figure"
-	@echo "make check   the quick tier for developers: lint, sanity, unit (needs .venv: make setup-demo)"
+	@echo "make check   the quick tier for developers: lint, sanity, docs, unit (needs .venv: make setup-demo)"
 	@echo "make lint    ansible-lint (production profile) and ruff"
+	@echo "make docs    the generated reference (antsibull-docs): lint, then build/docs/html/index.html"
 	@echo "make galaxy  galaxy-importer on the built tarball: the checks Galaxy runs on an upload"
 	@echo "make oldest  sanity and unit tests on the oldest ansible-core claimed (.venv-oldest)"
 
@@ -44,12 +47,12 @@ $(INSTALLED): $(TARBALL)
 	@echo "installed aiplatform.ollama $(VERSION) into .collections"
 
 test: setup
-	@$(MAKE) --no-print-directory lint sanity galaxy unit oldest integration molecule
+	@$(MAKE) --no-print-directory lint sanity docs galaxy unit oldest integration molecule
 
 # the quick tier: what a developer runs before pushing
 check:
 	@test -x .venv/bin/ansible-lint || { echo ".venv is missing: run make setup-demo (or make setup)"; exit 1; }
-	@$(MAKE) --no-print-directory lint sanity unit
+	@$(MAKE) --no-print-directory lint sanity docs unit
 
 lint:
 	$(ENV) ruff check plugins tests benchmarks
@@ -57,6 +60,13 @@ lint:
 
 sanity:
 	$(ENV) tools/sanity.sh
+
+# The module, plugin and role reference, generated from the plugins' documentation and the roles' argument
+# specs with antsibull-docs (tools/docs.sh): lint-collection-docs --plugin-docs, then the pages in
+# build/docs/rst and their HTML in build/docs/html. Not committed: built from the source each time, it
+# cannot be stale; any finding fails.
+docs:
+	$(ENV) tools/docs.sh
 
 # The checks Galaxy runs when the collection is uploaded: galaxy-importer (requirements-dev.txt) on the
 # built tarball, with its ansible-doc and ansible-lint steps and tools/galaxy-importer.cfg's settings
@@ -109,6 +119,8 @@ molecule:
 	  echo "==> molecule test -s $$s"; \
 	  if [[ " $(CLUSTER_SCENARIOS) " == *" $$s "* ]]; then \
 	    $(ENV) python -m tests.services.cluster run -- molecule test -s $$s || exit 1; \
+	  elif [[ " $(SERVICE_SCENARIOS) " == *" $$s "* ]]; then \
+	    $(ENV) python -m tests.services.service_release run -- molecule test -s $$s || exit 1; \
 	  else \
 	    $(ENV) molecule test -s $$s || exit 1; \
 	  fi; \

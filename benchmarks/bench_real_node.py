@@ -1,14 +1,15 @@
 """The chart's pod on the real node: Ready and serving from a seeded claim, against the chart's own pull.
 
 pod_ready_seeded_s: the pod as the collection deploys it (the claim seeded beforehand with the base and
-the thread-aligned served model, mounted read-only, no postStart hook), from its creation to Ready and
-answering /api/show for the served model. The baseline, pod_ready_chart_pull_s, is the same chart with the same model,
-image, limits and registry, pulling the model in its postStart hook into an empty claim, as the chart
-does by default (ollama.models.pull, with the chart's ollama.insecure for the plain-HTTP registry),
-to Ready and answering for the pulled model. The chart's own thread alignment (ollama.models.create)
-is left out: its postStart writes the Modelfile to a path named after the model, which fails for a
-registry-qualified name (a/b:c). pod_bytes_pulled counts the bytes the registry's CDN sent to the
-seeded pod (goal 0; chart_pull_bytes is the baseline's).
+the thread-aligned served model, mounted read-only; its postStart hook loads the served model before
+the pod is Ready), from its creation to Ready and answering /api/show for the served model. The
+baseline, pod_ready_chart_pull_s, is the same chart with the same model, image, limits and registry,
+pulling the model in its postStart hook into an empty claim, as the chart does by default
+(ollama.models.pull, with the chart's ollama.insecure for the plain-HTTP registry), to Ready and
+answering for the pulled model. The chart's own thread alignment (ollama.models.create) is left out:
+its postStart writes the Modelfile to a path named after the model, which fails for a registry-
+qualified name (a/b:c). pod_bytes_pulled counts the bytes the registry's CDN sent to the seeded pod
+(goal 0; chart_pull_bytes is the baseline's).
 node_ready_s: the node's kubelet start to its Node Ready, and node_start_s containerd's start to
 CoreDNS and the NetworkPolicy enforcer Ready, images imported.
 

@@ -183,8 +183,7 @@ def pytest_runtest_makereport(item, call):
     report = yield
     if report.failed and call.when == "call":
         for service in _RUNNING:
-            logs = service.logs() if hasattr(service, "logs") else service.log_tail()
-            report.sections.append((f"log of {type(service).__name__}", logs))
+            report.sections.append((f"log of {type(service).__name__}", service.logs()))
     return report
 
 

@@ -16,6 +16,8 @@ if [ -z "${AIPLATFORM_FIXTURES_DIR:-}" ]; then
 fi
 export AIPLATFORM_FIXTURES_DIR
 export OLLAMA_VERSION="${OLLAMA_VERSION:-0.18.3}"
+# the service role's upgrade test installs the same source linked with this version string (tools/setup.sh)
+export OLLAMA_REBUILD_VERSION="${OLLAMA_REBUILD_VERSION:-$OLLAMA_VERSION-rebuild}"
 export HELM_VERSION="${HELM_VERSION:-v3.21.4}"
 export OLLAMA_BIN="${OLLAMA_BIN:-$AIPLATFORM_OLLAMA_CACHE/bin/ollama}"
 export HELM_BIN="${HELM_BIN:-$AIPLATFORM_OLLAMA_CACHE/bin/helm}"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Idempotent toolchain setup: Debian packages, the Python venvs (.venv, the pinned toolchain, and
-# .venv-oldest, the oldest ansible-core claimed), Ollama and helm built from their Go modules, the
+# .venv-oldest, the oldest ansible-core claimed), Ollama (and a second link of it under another version
+# string, for the service role's upgrade test) and helm built from their Go modules, the
 # podman systemd image for molecule, the test cluster's binaries (tools/build_cluster.sh), its real
 # node and the images the node runs (tools/build_node.sh) and the pinned chart and CRDs
 # (tools/fetch_fixtures.sh). Each step is skipped when its result is present.
@@ -60,8 +61,44 @@ install_venv() {
 
 # Ollama 0.18.3 builds from its Go module with cgo; the module zip lacks llama.cpp's vendor/ headers,
 # which come from Debian (nlohmann json, stb) and from the miniaudio sdist on PyPI.
+# ggml's cgo flags carry no -m flag (baseline x86-64 kernels), while the release binaries load the CPU
+# backend variant built for the machine's SIMD features: tools/ggml_cpu_variant.py names that variant
+# and its gcc flags (from ggml's CMake files), and they go into CGO_CFLAGS/CGO_CXXFLAGS, after Go's
+# own defaults. AIPLATFORM_OLLAMA_CPU_VARIANT picks another variant (x64: a build any x86-64 runs).
+# The binary is cached under a stamp of version and flags, so a binary built with other flags (or
+# before the flags were added) is rebuilt once.
+OLLAMA_CPU_VARIANT=""
+OLLAMA_CGO_FLAGS=""
+ollama_cpu_flags() {
+  [ -n "$OLLAMA_CPU_VARIANT" ] && return
+  local choice
+  choice=$(python3 tools/ggml_cpu_variant.py --variant "${AIPLATFORM_OLLAMA_CPU_VARIANT:-}")
+  OLLAMA_CPU_VARIANT=${choice%% *}
+  OLLAMA_CGO_FLAGS="-O2 -g"
+  [ "$choice" = "$OLLAMA_CPU_VARIANT" ] || OLLAMA_CGO_FLAGS+=" ${choice#* }"
+}
+
+# go install of Ollama's module, its version string stamped at link time (without it the server
+# reports 0.0.0), ggml's kernels built with ollama_cpu_flags, into a temporary GOBIN first so the
+# binary appears whole: tests may be running the previous one
+install_ollama() {
+  local version=$1 bin=$2
+  local tmp
+  tmp=$(mktemp -d "$(dirname "$bin")/.install.XXXXXX")
+  CGO_CPPFLAGS="-I$AIPLATFORM_OLLAMA_CACHE/src/inc" CGO_CFLAGS="$OLLAMA_CGO_FLAGS" CGO_CXXFLAGS="$OLLAMA_CGO_FLAGS" \
+    GOBIN="$tmp" go install -ldflags "-X=github.com/ollama/ollama/version.Version=$version -X=github.com/ollama/ollama/server.mode=release" \
+    "github.com/ollama/ollama@v$OLLAMA_VERSION"
+  mv -f "$tmp/ollama" "$bin"
+  rmdir "$tmp"
+}
+
 build_ollama() {
-  if "$OLLAMA_BIN" --version 2>/dev/null | grep -q "$OLLAMA_VERSION"; then return; fi
+  ollama_cpu_flags
+  local stamp="$OLLAMA_BIN.build" want="$OLLAMA_VERSION $OLLAMA_CPU_VARIANT $OLLAMA_CGO_FLAGS"
+  say "ollama $OLLAMA_VERSION: ggml CPU variant $OLLAMA_CPU_VARIANT (CGO_CFLAGS/CGO_CXXFLAGS: $OLLAMA_CGO_FLAGS)"
+  if [ "$(cat "$stamp" 2>/dev/null)" = "$want" ] && "$OLLAMA_BIN" --version 2>/dev/null | grep -q "$OLLAMA_VERSION"; then
+    return
+  fi
   say "building ollama $OLLAMA_VERSION from its Go module (several minutes on 2 cores)"
   local src="$AIPLATFORM_OLLAMA_CACHE/src"
   mkdir -p "$src/dl" "$src/inc/miniaudio" "$(dirname "$OLLAMA_BIN")"
@@ -69,10 +106,21 @@ build_ollama() {
     .venv/bin/pip download -q --no-deps --no-binary :all: -d "$src/dl" miniaudio==1.71
   tar -xzf "$src/dl/miniaudio-1.71.tar.gz" -O miniaudio-1.71/miniaudio/miniaudio.h \
     > "$src/inc/miniaudio/miniaudio.h"
-  # the release scripts stamp the version at link time; without it the server reports 0.0.0
-  CGO_CPPFLAGS="-I$src/inc" GOBIN="$(dirname "$OLLAMA_BIN")" \
-    go install -ldflags "-X=github.com/ollama/ollama/version.Version=$OLLAMA_VERSION -X=github.com/ollama/ollama/server.mode=release" \
-    "github.com/ollama/ollama@v$OLLAMA_VERSION"
+  install_ollama "$OLLAMA_VERSION" "$OLLAMA_BIN"
+  echo "$want" > "$stamp"
+}
+
+# The same source linked once more with another version string, for the service role's upgrade and
+# rollback tests (molecule/service): a real second build whose `ollama --version` and /api/version
+# report OLLAMA_REBUILD_VERSION. Only the link step runs again (Go's build cache holds the rest).
+build_ollama_rebuild() {
+  local bin="$AIPLATFORM_OLLAMA_CACHE/ollama-versions/$OLLAMA_REBUILD_VERSION/ollama"
+  if "$bin" --version 2>/dev/null | grep -qF "$OLLAMA_REBUILD_VERSION"; then return; fi
+  say "linking ollama $OLLAMA_VERSION again as $OLLAMA_REBUILD_VERSION"
+  mkdir -p "$(dirname "$bin")"
+  # the same cgo flags as build_ollama's, or the build cache misses and ggml compiles again
+  ollama_cpu_flags
+  install_ollama "$OLLAMA_REBUILD_VERSION" "$bin"
 }
 
 build_helm() {
@@ -94,6 +142,7 @@ install_debian_packages "${DEMO_PACKAGES[@]}" "${TEST_PACKAGES[@]}"
 install_venv .venv requirements-dev.txt          # the pinned toolchain
 install_venv .venv-oldest requirements-oldest.txt  # the oldest ansible-core claimed, for `make oldest`
 build_ollama
+build_ollama_rebuild
 build_helm
 "$PROJECT_ROOT/tools/podman_image.sh"
 "$PROJECT_ROOT/tools/build_cluster.sh"

@@ -15,7 +15,7 @@ version_added: 1.2.0
 author: AI Platform team
 description:
   - Sizes each model from its GGUF facts (the results of M(aiplatform.ollama.ollama_model_info)) with the
-    same terms as M(aiplatform.ollama.model_memory), and compares the needs with the resources given.
+    same terms as P(aiplatform.ollama.model_memory#filter), and compares the needs with the resources given.
   - "Checks: every model fits the memory limit with O(headroom_pct) added; all models plus room to
     download the largest again fit the claim; the CPU limit is at least one core; and, when O(nodes) is
     given, at least one schedulable node has the allocatable memory and CPU for the pod's requests and

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.aiplatform.ollama.plugins.module_utils.k8s_quantity import QuantityError, num_thread
-from ansible_collections.aiplatform.ollama.plugins.module_utils.model_ref import ModelRef, ModelRefError, served_name
+from ansible_collections.aiplatform.ollama.plugins.module_utils.served_model import ServedModelError
+from ansible_collections.aiplatform.ollama.plugins.module_utils.served_model import served_model as _served_model
 
 DOCUMENTATION = r"""
 name: served_model
@@ -19,7 +19,7 @@ description:
     model derived from the base one with C(num_thread) set to the whole CPUs of the limit, named after
     it with C(-t<threads>) appended to the tag (C(qwen2.5:72b) at C(2000m) is C(qwen2.5:72b-t2)).
     With alignment C(off) clients ask for the base model.
-  - M(aiplatform.ollama.ollama_flux)'s deployment, C(inference_check) and C(diagnose) all name the served
+  - The C(ollama_flux) role's deployment, C(inference_check) and C(diagnose) all name the served
     model with this filter, so a verification run on its own probes what clients use.
 positional: _input
 options:
@@ -49,18 +49,11 @@ _value:
   type: str
 """
 
-_ALIGNMENTS = ("auto", "seed", "chart_create", "off")
-
 
 def served_model(model, cpu_limit, alignment="auto"):
-    if alignment not in _ALIGNMENTS:
-        raise AnsibleFilterError(f"served_model: thread alignment {alignment!r} is not one of {', '.join(_ALIGNMENTS)}")
     try:
-        if alignment == "off":
-            ModelRef.parse(model)  # validated all the same: a bad name fails here, not at the probe
-            return model
-        return served_name(model, num_thread(cpu_limit))
-    except (ModelRefError, QuantityError) as exc:
+        return _served_model(model, cpu_limit, alignment)
+    except ServedModelError as exc:
         raise AnsibleFilterError(f"served_model: {exc}") from exc
 
 

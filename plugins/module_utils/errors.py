@@ -12,9 +12,18 @@ so that a playbook can branch on `result.error.kind` instead of parsing the mess
 
 from __future__ import annotations
 
-from ansible_collections.aiplatform.ollama.plugins.module_utils.ollama_http import display_url
+from urllib.parse import urlsplit
 
 BODY_EXCERPT_CHARS = 300
+
+
+def display_url(url):
+    """The URL without query string and fragment, for messages: a signed URL's query is a credential.
+
+    Here, at the bottom, because every error's `url` goes through it; the HTTP and registry clients use it too.
+    """
+    parts = urlsplit(url)
+    return parts._replace(query="", fragment="").geturl()
 
 
 def excerpt(body, limit=BODY_EXCERPT_CHARS):

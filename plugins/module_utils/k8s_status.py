@@ -144,6 +144,35 @@ def explain(release: dict | None = None, job: dict | None = None, pods: list | N
             "report": _report(release, job, pods, claims, events, logs or {})}
 
 
+def explain_evidence(evidence: dict | None, job: str = "", job_evidence: dict | None = None, claim: bool = True,
+                     since: str = "") -> dict:
+    """explain() on what the diagnosis gathered (roles/diagnose: diagnose_evidence, and for a Job
+    diagnose_job_evidence), so that a failed wait reads the cluster once, for its runbooks and its cause alike.
+
+    job: the name of the Job whose wait failed, "" where it is the HelmRelease's; job_evidence: the Job, its
+    pods and their logs ({"job", "pods", "logs"}). claim: whether the claim is the workload's to explain (a
+    chart that makes its own claim has it judged by its pods instead). Empty evidence, from a diagnosis that
+    could not run, still names the workload that failed.
+    """
+    evidence, job_evidence = evidence or {}, job_evidence or {}
+    claims = [evidence["claim"]] if claim and evidence.get("claim") else []
+    events = evidence.get("events") or []
+    if not job:
+        return explain(release=evidence.get("release") or {}, pods=evidence.get("pods") or [], claims=claims,
+                       events=events, since=since)
+    found = job_evidence.get("job") or {}
+    namespace = (found.get("metadata") or {}).get("namespace")
+    # the diagnosis also reads the HelmRelease's events in the Flux namespace: no part of a Job's story
+    events = [e for e in events if not namespace or _event_namespace(e) == namespace]
+    return explain(job=found, pods=job_evidence.get("pods") or [], claims=claims, events=events,
+                   logs=job_evidence.get("logs") or {}, since=since)
+
+
+def _event_namespace(event: dict) -> str:
+    """Where an event is recorded (as the API returns it), else the namespace of what it is about."""
+    return (event.get("metadata") or {}).get("namespace") or (event.get("involvedObject") or {}).get("namespace", "")
+
+
 def _involved(event: dict) -> str:
     obj = event.get("involvedObject") or {}
     return f"{obj.get('namespace', '')}/{obj.get('name', '')}".lstrip("/")

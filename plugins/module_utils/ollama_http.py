@@ -23,6 +23,8 @@ from urllib.parse import urljoin, urlsplit
 
 from ansible.module_utils.urls import Request, make_context
 
+from ansible_collections.aiplatform.ollama.plugins.module_utils.errors import display_url
+
 # ansible-core 2.17 added Request.open(context=); on 2.16 each request builds its own TLS context from
 # validate_certs and ca_path (the same checks, only slower)
 _OPEN_TAKES_CONTEXT = "context" in signature(Request.open).parameters
@@ -72,12 +74,6 @@ def check_headers(headers):
         except UnicodeEncodeError:
             raise ValueError(f"headers: the value of {name} has characters outside Latin-1, which a header "
                              "cannot carry; encode them (e.g. percent- or base64-encoding)") from None
-
-
-def display_url(url):
-    """The URL without query string and fragment, for messages: a signed URL's query is a credential."""
-    parts = urlsplit(url)
-    return parts._replace(query="", fragment="").geturl()
 
 
 class HttpTransport:

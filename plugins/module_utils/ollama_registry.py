@@ -28,11 +28,10 @@ from urllib.parse import urlencode
 from ansible.module_utils.urls import ConnectionError as UrlConnectionError
 from ansible.module_utils.urls import make_context
 
-from ansible_collections.aiplatform.ollama.plugins.module_utils.errors import CollectionError
+from ansible_collections.aiplatform.ollama.plugins.module_utils.errors import CollectionError, display_url
 from ansible_collections.aiplatform.ollama.plugins.module_utils.ollama_http import (
     HttpTransport,
     RedirectError,
-    display_url,
     origin,
     untrusted_certificate_fix,
 )

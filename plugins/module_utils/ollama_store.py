@@ -28,30 +28,34 @@ import json
 import os
 import re
 import socket
-import tempfile
 import time
 
+from ansible_collections.aiplatform.ollama.plugins.module_utils.atomic_write import write_atomically
 from ansible_collections.aiplatform.ollama.plugins.module_utils.blob_download import (
+    Downloader,
+    DownloadFailed,
+    StreamSource,
+)
+from ansible_collections.aiplatform.ollama.plugins.module_utils.blob_partial import (
     PARTIAL_SUFFIX,
     PROGRESS_SUFFIX,
-    Downloader,
     DownloadError,
-    DownloadFailed,
     PartialBlob,
-    StreamSource,
-    fsync_dir,
 )
 from ansible_collections.aiplatform.ollama.plugins.module_utils.errors import CollectionError, InputError
 from ansible_collections.aiplatform.ollama.plugins.module_utils.ollama_registry import (
     content_digest,
     ollama_manifest_bytes,
 )
+from ansible_collections.aiplatform.ollama.plugins.module_utils.progress import human_bytes
 
 CHUNK = 1 << 20
 LOCK_NAME = ".ollama_store.lock"
 VERIFY_BUFFER = 4 << 20
 # fullmatch: a digest with a trailing newline would name another file
 _DIGEST = re.compile(r"sha256[:-]([0-9a-fA-F]{64})")
+# a complete blob file, as Ollama names it (a partial download has a suffix)
+_BLOB_FILE = re.compile(r"sha256-([0-9a-f]{64})")
 _NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
 
 
@@ -146,6 +150,21 @@ class OllamaStore:
         """Bytes available to this user on the store's filesystem (of its nearest existing parent)."""
         stat = os.statvfs(self._nearest_existing())
         return stat.f_bavail * stat.f_frsize
+
+    def require_free(self, needed, doing):
+        """Refuse `doing` (what the message says is being done) before anything is written when it needs more
+        bytes than the filesystem has free: StoreError(disk_full). A filesystem that does not say what it has
+        free is no reason to refuse; a write that does run out fails then, as disk_full too."""
+        try:
+            free = self.free_bytes()
+        except OSError:
+            return
+        if needed > free:
+            raise StoreError(
+                f"{doing} needs {human_bytes(needed)} more, but its filesystem has {human_bytes(free)} free: grow the "
+                "volume or free space; nothing was written",
+                kind="disk_full", path=self.root,
+            )
 
     def unwritable_reason(self):
         """Why this user cannot write the store, naming the cause and the fix; None when it can.
@@ -367,23 +386,10 @@ class OllamaStore:
     def _write_atomically(self, path, body, prefix):
         # the temporary file lives in blobs/ under a name Ollama's start-up prune removes, so a crash
         # here can never leave something that looks like a manifest or a complete blob
-        tmp = None
         try:
-            fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=PARTIAL_SUFFIX, dir=self.blobs_dir)
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(body)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, path)
-            tmp = None
+            write_atomically(path, body, prefix, suffix=PARTIAL_SUFFIX, tmp_dir=self.blobs_dir)
         except OSError as err:
             raise _io_error(err, f"writing {path}", path) from err
-        finally:
-            if tmp:
-                with contextlib.suppress(OSError):
-                    os.remove(tmp)
-        fsync_dir(os.path.dirname(path))
 
     def remove(self, ref):
         """Remove the model's manifest, then the blobs no other manifest references.
@@ -411,17 +417,46 @@ class OllamaStore:
             return [], 0, f"{path} was not a readable manifest, so its blobs are unknown"
         return self.prune([digest for digest, _size in descriptors(local.manifest)])
 
-    def prune(self, digests):
-        """Remove the blobs among `digests` that no manifest in the store references: (removed, bytes freed,
-        kept_reason); nothing is removed, with the reason, when a manifest cannot be read."""
+    def in_use(self):
+        """The hex digests every manifest in the store references: (set, None), or (None, reason) when a
+        manifest cannot be read, since the blobs it uses are then unknown."""
         in_use = set()
         for other in self.manifests():
             try:
                 found = self._read(other)
             except StoreError:
-                return [], 0, f"{other} cannot be read, so the blobs it uses are unknown"
+                return None, f"{other} cannot be read, so the blobs it uses are unknown"
             if found:
                 in_use.update(digest_hex(d) for d, _s in descriptors(found.manifest))
+        return in_use, None
+
+    def unreferenced(self):
+        """The complete blob files no manifest references, as (digest, bytes) pairs: (pairs, None), or
+        ([], reason) when a manifest cannot be read. Partial downloads are not blobs yet: a rerun of the
+        seed that left them resumes from them."""
+        in_use, reason = self.in_use()
+        if reason:
+            return [], reason
+        try:
+            names = sorted(os.listdir(self.blobs_dir))
+        except FileNotFoundError:
+            return [], None
+        except OSError as err:
+            raise _io_error(err, f"listing {self.blobs_dir}", self.blobs_dir) from err
+        found = []
+        for name in names:
+            match = _BLOB_FILE.fullmatch(name)
+            if match and match.group(1) not in in_use:
+                with contextlib.suppress(FileNotFoundError):
+                    found.append((f"sha256:{match.group(1)}", os.path.getsize(os.path.join(self.blobs_dir, name))))
+        return found, None
+
+    def prune(self, digests):
+        """Remove the blobs among `digests` that no manifest in the store references: (removed, bytes freed,
+        kept_reason); nothing is removed, with the reason, when a manifest cannot be read."""
+        in_use, reason = self.in_use()
+        if reason:
+            return [], 0, reason
         removed, freed = [], 0
         for digest in dict.fromkeys(digests):
             if digest_hex(digest) in in_use:

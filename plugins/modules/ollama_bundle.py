@@ -221,15 +221,12 @@ error:
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
+from ansible_collections.aiplatform.ollama.plugins.module_utils.bundle.export import export_bundle  # noqa: E402
+from ansible_collections.aiplatform.ollama.plugins.module_utils.bundle.format import BundleError  # noqa: E402
+from ansible_collections.aiplatform.ollama.plugins.module_utils.bundle.importer import import_bundle  # noqa: E402
+from ansible_collections.aiplatform.ollama.plugins.module_utils.bundle.progress import BundleProgress  # noqa: E402
+from ansible_collections.aiplatform.ollama.plugins.module_utils.bundle.push import PushClient, push_bundle  # noqa: E402
 from ansible_collections.aiplatform.ollama.plugins.module_utils.errors import CollectionError, InputError  # noqa: E402
-from ansible_collections.aiplatform.ollama.plugins.module_utils.model_bundle import (  # noqa: E402
-    BundleError,
-    BundleProgress,
-    PushClient,
-    export_bundle,
-    import_bundle,
-    push_bundle,
-)
 from ansible_collections.aiplatform.ollama.plugins.module_utils.ollama_registry import (  # noqa: E402
     REGISTRY_ARGS,
     REGISTRY_REQUIRED_TOGETHER,

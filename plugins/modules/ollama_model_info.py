@@ -17,7 +17,7 @@ description:
   - Reports the memory the model needs loaded on CPU by Ollama for O(num_ctx), O(num_parallel) and
     O(kv_cache_type), term by term (weights, KV cache, compute buffer, runtime), so that a memory
     limit can be checked against the model before it is deployed. The same sizing is the
-    M(aiplatform.ollama.model_memory) filter.
+    P(aiplatform.ollama.model_memory#filter) filter.
   - Never changes anything.
 author:
   - AI Platform team (@aiplatform)

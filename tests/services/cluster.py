@@ -51,7 +51,7 @@ import yaml
 from . import real_node
 from .kubelet_relay import KubeletRelay
 from .nginx import nginx
-from .process import ManagedProcess, ServiceError, free_port
+from .process import ManagedProcess, Service, ServiceError, free_port
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 FLUX_NAMESPACE = "flux-system"
@@ -182,11 +182,12 @@ def _run(argv: list, **kwargs) -> subprocess.CompletedProcess:
     return subprocess.run([str(a) for a in argv], check=True, capture_output=True, text=True, **kwargs)
 
 
-class Cluster:
+class Cluster(Service):
     """A running control plane, kwok nodes, Flux and a Helm repository. Use `Cluster.start(workdir)`."""
 
     def __init__(self, workdir: Path, nodes=DEFAULT_NODES, persistent_volumes: int = 12, with_real_node: bool = False):
-        self.workdir = workdir
+        super().__init__()
+        self.workdir = Path(workdir)
         # with a real node, the apiserver listens on the node's address: its pods reach it there
         # through the `kubernetes` Service, as they cannot reach this host's loopback
         self.node = real_node.RealNode(self, bin_dir(), cache_dir()) if with_real_node else None
@@ -201,30 +202,19 @@ class Cluster:
         self.api_port = free_port()
         self.api_url = f"https://{self.api_host}:{self.api_port}"
         self.helm_repo_url = ""
-        self.procs: list[ManagedProcess] = []
-        self._stack = contextlib.ExitStack()
         self._ssl = None
         self._plurals: dict = {}
 
     @classmethod
-    @contextlib.contextmanager
     def start(cls, workdir: Path, nodes=DEFAULT_NODES, persistent_volumes: int = 12, with_real_node: bool = False):
+        # before anything is built: a missing part says `make setup`, not a stack trace from half a start
         missing = missing_parts(with_real_node)
         if missing:
             raise ServiceError("the test cluster cannot start, missing: " + ", ".join(missing)
                                + " — run `make setup` (builds them into the project cache)")
-        cluster = cls(Path(workdir), nodes, persistent_volumes, with_real_node)
-        with cluster._stack:
-            cluster._start()
-            yield cluster
+        return super().start(workdir, nodes, persistent_volumes, with_real_node)
 
     # ---- processes -------------------------------------------------------------------------
-    def _spawn(self, name: str, argv: list, env: dict | None = None) -> ManagedProcess:
-        proc = ManagedProcess(name, [str(a) for a in argv], self.workdir / f"{name}.log", env=env)
-        self.procs.append(proc)
-        self._stack.callback(proc.stop)
-        return proc
-
     def _wait(self, what: str, ready, proc: ManagedProcess | None = None, timeout: float = 60.0):
         deadline = time.monotonic() + timeout
         last = None
@@ -471,9 +461,8 @@ class Cluster:
         _run([helm, "package", chart_dir(), "--destination", repo], env=helm_env)
         _run([helm, "repo", "index", repo, "--url", self.helm_repo_url], env=helm_env)
         server = f"    listen 127.0.0.1:{port};\n    location / {{ root {repo}; }}"
-        proc = self._stack.enter_context(nginx("helm-repo", self.workdir / "helm-nginx", server,
-                                               ready_url=self.helm_repo_url + "index.yaml"))
-        self.procs.append(proc)
+        self._keep(self._stack.enter_context(nginx("helm-repo", self.workdir / "helm-nginx", server,
+                                                   ready_url=self.helm_repo_url + "index.yaml")))
 
     # ---- API access --------------------------------------------------------------------------
     def env(self) -> dict:
@@ -559,9 +548,6 @@ class Cluster:
             return self._wait(what, predicate, timeout=timeout)
         except ServiceError as exc:
             raise ServiceError(f"{exc}\n{self.logs(20)}") from None
-
-    def logs(self, lines: int = 40) -> str:
-        return "\n".join(f"--- {proc.name} ---\n{proc.log_tail(lines)}" for proc in self.procs)
 
 
 def _main(argv: list[str]) -> int:

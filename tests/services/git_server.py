@@ -12,7 +12,6 @@ switched off, so a developer's ~/.gitconfig can neither change nor be changed by
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import shutil
@@ -27,7 +26,7 @@ import urllib.request
 from pathlib import Path
 
 from .nginx import nginx
-from .process import ManagedProcess, ServiceError, free_port
+from .process import ManagedProcess, Service, ServiceError, free_port
 
 GIT_HTTP_BACKEND = "/usr/lib/git-core/git-http-backend"
 BRANCH = "main"
@@ -137,29 +136,18 @@ def _tail(path: Path, lines: int = 40) -> str:
         return "(no log)"
 
 
-class GitServer:
+class GitServer(Service):
     """nginx + fcgiwrap + git-http-backend. Use `GitServer.start(workdir)` as a context manager."""
 
     def __init__(self, workdir: Path):
-        self.workdir = workdir
-        self.repos = workdir / "repos"
+        super().__init__()
+        self.workdir = Path(workdir)
+        self.repos = self.workdir / "repos"
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.socket = workdir / "fcgiwrap.sock"
-        self.processes: list[ManagedProcess] = []
+        self.socket = self.workdir / "fcgiwrap.sock"
         self._socket_dir: str | None = None
-        self._stack: contextlib.ExitStack | None = None
         self._lock = threading.Lock()  # one publish at a time: each commit's parent is the last one
-
-    @classmethod
-    @contextlib.contextmanager
-    def start(cls, workdir: Path):
-        server = cls(Path(workdir))
-        try:
-            server._start()
-            yield server
-        finally:
-            server.stop()
 
     def _start(self) -> None:
         fcgiwrap = fcgiwrap_bin()
@@ -168,7 +156,6 @@ class GitServer:
         if not os.access(GIT_HTTP_BACKEND, os.X_OK):
             raise FileNotFoundError(f"{GIT_HTTP_BACKEND} is missing: install git")
         self.repos.mkdir(parents=True, exist_ok=True)
-        self._stack = contextlib.ExitStack()
         if len(str(self.socket)) > MAX_SOCKET_PATH:
             self._socket_dir = tempfile.mkdtemp(prefix="git-server-")
             self._stack.callback(shutil.rmtree, self._socket_dir, ignore_errors=True)
@@ -179,12 +166,11 @@ class GitServer:
         # SCRIPT_FILENAME says. The reaper in front collects the preforked children (see REAPER).
         argv = [sys.executable, "-c", REAPER, "env", "-i", "PATH=/usr/bin:/bin", "LC_ALL=C",
                 fcgiwrap, "-c", str(FCGI_CHILDREN), "-p", GIT_HTTP_BACKEND, "-s", f"unix:{self.socket}"]
-        wrapper = ManagedProcess("fcgiwrap", argv, self.workdir / "fcgiwrap.log")
-        self.processes.append(wrapper)
-        self._stack.callback(wrapper.stop)  # stops the whole group: the children and any running CGI
+        # its stop ends the whole group: the children and any running CGI
+        wrapper = self._spawn("fcgiwrap", argv)
         self._wait_socket(wrapper)
         server = SERVER.format(port=self.port, socket=self.socket, backend=GIT_HTTP_BACKEND, repos=self.repos)
-        self.processes.append(self._stack.enter_context(
+        self._keep(self._stack.enter_context(
             nginx("nginx-git", self.workdir / "nginx", server, ready_url=self.url + "/ready")))
         self._check_backend()
 
@@ -216,17 +202,12 @@ class GitServer:
             raise ServiceError(f"git-http-backend answered {status} instead of 404 for a missing repository:\n"
                                + self.logs())
 
-    def stop(self) -> None:
-        if self._stack is not None:
-            self._stack.close()
-            self._stack = None
-
-    def logs(self) -> str:
+    def logs(self, lines: int = 40) -> str:
+        """The processes' logs, and nginx's own error and access logs (which its output does not hold)."""
         nginx_dir = self.workdir / "nginx"
-        parts = [f"--- {p.name} ---\n{p.log_tail()}" for p in self.processes]
-        parts.append(f"--- nginx-git error.log ---\n{_tail(nginx_dir / 'error.log')}")
-        parts.append(f"--- nginx-git access.log ---\n{_tail(nginx_dir / 'access.log')}")
-        return "\n".join(parts)
+        return "\n".join([super().logs(lines),
+                          f"--- nginx-git error.log ---\n{_tail(nginx_dir / 'error.log', lines)}",
+                          f"--- nginx-git access.log ---\n{_tail(nginx_dir / 'access.log', lines)}"])
 
     def repo_url(self, name: str) -> str:
         return f"{self.url}/git/{name}.git"

@@ -19,6 +19,16 @@ _WORDS = ["▁", "▁the", "▁a", "▁model", "▁is", "▁ready", "▁hello", 
           "e", "t", "a", "o", "i", "n", "s", "r", "h", "l", "d", "."]
 
 
+
+def _finish(writer, tmp: Path, path: Path) -> Path:
+    """Write out what the GGUFWriter holds and put the file in place: a reader never sees half a model."""
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    tmp.replace(path)
+    return path
+
 def _vocab() -> tuple[list[str], list[float], list[int]]:
     tokens = ["<unk>", "<s>", "</s>"]
     types = [gguf.TokenType.UNKNOWN, gguf.TokenType.CONTROL, gguf.TokenType.CONTROL]
@@ -88,13 +98,7 @@ def make_gguf(path: Path, seed: int = 0, size_mb: int = 0, n_layer: int = 2) -> 
         writer.add_tensor(f"blk.{i}.ffn_down.weight", weights(n_embd, n_ff))
     writer.add_tensor("output_norm.weight", np.ones(n_embd, dtype=np.float32))
     writer.add_tensor("output.weight", weights(n_vocab, n_embd))
-
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
-    tmp.replace(path)
-    return path
+    return _finish(writer, tmp, path)
 
 
 # wide layers, like real models: a narrow f16 model is compute-bound on CPU and sizes nothing real
@@ -176,12 +180,7 @@ def write_quantised_model(path: Path, seed: int, size_mb: int, quant: str = "q4_
         add(f"blk.{i}.ffn_down.weight", N_EMBD, n_ff, matrix)
     writer.add_tensor("output_norm.weight", np.ones(N_EMBD, dtype=np.float32), raw_dtype=f32)
     add("output.weight", n_vocab, N_EMBD, output)
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
-    tmp.replace(path)
-    return path
+    return _finish(writer, tmp, path)
 
 
 def make_quantised_model(path: Path, seed: int, size_mb: int, quant: str = "q4_k_m", n_ff: int = 5632) -> float:

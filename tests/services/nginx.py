@@ -10,7 +10,7 @@ import shutil
 import time
 from pathlib import Path
 
-from .process import ManagedProcess, free_port
+from .process import ManagedProcess, Service, free_port
 
 CONF = """\
 {user}
@@ -102,13 +102,14 @@ FRONT_SERVER = """\
     }}"""
 
 
-class RegistryFront:
+class RegistryFront(Service):
     """nginx in front of a tests.services.registry.Registry: the registry API on 127.0.0.1:<port>, its blob
     downloads redirected to `/cdn/` on localhost:<port>, served from the registry's storage with `cdn`
     directives (e.g. `limit_rate 20m;`, or `max_ranges 0;` for a server that ignores Range). `host` takes the
     registry's place in model references; `requests()` reads the log."""
 
     def __init__(self, workdir: Path, registry, cdn: str = ""):
+        super().__init__()
         self.workdir = Path(workdir)
         self.registry = registry
         self.port = free_port()
@@ -117,13 +118,10 @@ class RegistryFront:
                                           cdn_port=registry.cdn_port)
         self.proc = None
 
-    @classmethod
-    @contextlib.contextmanager
-    def start(cls, workdir: Path, registry, cdn: str = ""):
-        front = cls(workdir, registry, cdn)
-        with nginx("nginx-registry-front", front.workdir, front.server, ready_url=f"http://{front.host}/v2/",
-                   http=FRONT_LOG.format(work=front.workdir)) as front.proc:
-            yield front
+    def _start(self) -> None:
+        self.proc = self._keep(self._stack.enter_context(
+            nginx("nginx-registry-front", self.workdir, self.server, ready_url=f"http://{self.host}/v2/",
+                  http=FRONT_LOG.format(work=self.workdir))))
 
     def ref(self, published) -> str:
         """A published model's reference through this front instead of the registry's own address."""

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import subprocess
 from pathlib import Path
 
-from .process import ManagedProcess, free_port
+from .process import Service, free_port
 
 
 def ollama_bin() -> str:
@@ -20,12 +19,14 @@ def ollama_bin() -> str:
     return path
 
 
-class OllamaServer:
-    """`ollama serve` on a free port of 127.0.0.1 with its model store in workdir/models (or models_dir)."""
+class OllamaServer(Service):
+    """`ollama serve` on a free port of 127.0.0.1 with its model store in workdir/models (or models_dir).
+    Use `OllamaServer.start(workdir, env, models_dir)` as a context manager."""
 
     def __init__(self, workdir: Path, env: dict | None = None, models_dir: Path | None = None):
-        self.workdir = workdir
-        self.models_dir = Path(models_dir) if models_dir else workdir / "models"
+        super().__init__()
+        self.workdir = Path(workdir)
+        self.models_dir = Path(models_dir) if models_dir else self.workdir / "models"
         self.port = free_port()
         self.host = f"127.0.0.1:{self.port}"
         self.url = f"http://{self.host}"
@@ -33,31 +34,15 @@ class OllamaServer:
         self.env = {
             "OLLAMA_HOST": self.host,
             "OLLAMA_MODELS": str(self.models_dir),
-            "HOME": str(workdir),  # its key pair and history stay in the test's directory
+            "HOME": str(self.workdir),  # its key pair and history stay in the test's directory
             "OLLAMA_KEEP_ALIVE": "5m",
             **(env or {}),
         }
-        self._proc: ManagedProcess | None = None
-
-    @classmethod
-    @contextlib.contextmanager
-    def start(cls, workdir: Path, env: dict | None = None, models_dir: Path | None = None):
-        server = cls(Path(workdir), env, models_dir)
-        try:
-            server._start()
-            yield server
-        finally:
-            server.stop()
 
     def _start(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.models_dir.mkdir(parents=True, exist_ok=True)
-        self._proc = ManagedProcess("ollama", [self.binary, "serve"], self.workdir / "ollama.log", env=self.env)
-        self._proc.wait_http(self.url + "/api/version", timeout=60)
-
-    def stop(self) -> None:
-        if self._proc:
-            self._proc.stop()
+        self._spawn("ollama", [self.binary, "serve"], env=self.env).wait_http(self.url + "/api/version", timeout=60)
 
     def runner_memory(self, blob_digest: str) -> tuple[dict, dict]:
         """/proc status (VmRSS, VmHWM in bytes, PPid) of the runner serving this blob from this server's
@@ -74,7 +59,7 @@ class OllamaServer:
         raise RuntimeError(f"no runner process for {blob}")
 
     def log_tail(self, lines: int = 60) -> str:
-        return self._proc.log_tail(lines) if self._proc else ""
+        return self.processes[0].log_tail(lines) if self.processes else ""
 
     def derive(self, name: str, base: str, **parameters) -> str:
         """`ollama create name` FROM base with PARAMETER lines, as the seed Job does."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -102,3 +103,48 @@ class ManagedProcess:
         if self.group_alive():  # e.g. Ollama's runner or nginx's worker outliving their parent
             os.killpg(self.proc.pid, signal.SIGKILL)
         self._log.close()
+
+
+class Service:
+    """What every test service shares: `start(...)` as a context manager that builds the service, starts it
+    and stops all it started on the way out, also when starting fails half-way. A service's `_start` runs
+    its processes with `_spawn` and puts whatever else it must undo (an nginx, a temporary directory) on
+    `self._stack`, so `stop` undoes them in reverse order. A service sets `workdir`, where its logs go."""
+
+    workdir: Path
+
+    def __init__(self) -> None:
+        self.processes: list[ManagedProcess] = []
+        self._stack = contextlib.ExitStack()
+
+    @classmethod
+    @contextlib.contextmanager
+    def start(cls, *args, **kwargs):
+        service = cls(*args, **kwargs)
+        try:
+            service._start()
+            yield service
+        finally:
+            service.stop()
+
+    def _start(self) -> None:
+        raise NotImplementedError
+
+    def _spawn(self, name: str, argv: list, log_path: Path | None = None, env: dict | None = None) -> ManagedProcess:
+        """Run one process of this service, logging to log_path (else <workdir>/<name>.log); it stops with
+        the service."""
+        proc = ManagedProcess(name, [str(a) for a in argv], log_path or self.workdir / f"{name}.log", env=env)
+        self._keep(proc)
+        self._stack.callback(proc.stop)
+        return proc
+
+    def _keep(self, proc: ManagedProcess) -> ManagedProcess:
+        """Count a process started otherwise (an nginx context) among this service's, for its logs."""
+        self.processes.append(proc)
+        return proc
+
+    def stop(self) -> None:
+        self._stack.close()
+
+    def logs(self, lines: int = 40) -> str:
+        return "\n".join(f"--- {proc.name} ---\n{proc.log_tail(lines)}" for proc in self.processes)

@@ -9,7 +9,6 @@ own link instead (`Registry.start(workdir, host=..., cdn_host=...)`), the CDN on
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import urllib.error
@@ -19,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .nginx import nginx
-from .process import ManagedProcess, free_port
+from .process import Service, free_port
 
 MANIFEST_V2 = "application/vnd.docker.distribution.manifest.v2+json"
 CONFIG_MEDIA_TYPE = "application/vnd.docker.container.image.v1+json"
@@ -63,54 +62,31 @@ class PublishedModel:
     size: int = field(default=0)
 
 
-class Registry:
+class Registry(Service):
     """A running registry plus its CDN. Use `Registry.start(workdir)` as a context manager."""
 
     def __init__(self, workdir: Path, host: str = "127.0.0.1", cdn_host: str = "localhost"):
-        self.workdir = workdir
-        self.root = workdir / "data"
+        super().__init__()
+        self.workdir = Path(workdir)
+        self.root = self.workdir / "data"
         self.port = free_port()
         self.cdn_port = free_port()
         self.listen, self.cdn_listen = host, cdn_host
         self.host = f"{host}:{self.port}"
         self.url = f"http://{self.host}"
         self.cdn_url = f"http://{cdn_host}:{self.cdn_port}"
-        self._procs: list[ManagedProcess] = []
-        self._stack: contextlib.ExitStack | None = None
-
-    @classmethod
-    @contextlib.contextmanager
-    def start(cls, workdir: Path, host: str = "127.0.0.1", cdn_host: str = "localhost"):
-        registry = cls(Path(workdir), host, cdn_host)
-        try:
-            registry._start()
-            yield registry
-        finally:
-            registry.stop()
 
     def _start(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
-        self._stack = contextlib.ExitStack()
         cdn_address = "127.0.0.1" if self.cdn_listen == "localhost" else self.cdn_listen
         server = f"    listen {cdn_address}:{self.cdn_port};\n    root {self.root};"
-        self._procs.append(self._stack.enter_context(
+        self._keep(self._stack.enter_context(
             nginx("nginx-cdn", self.workdir / "cdn", server, ready_url=self.cdn_url + "/")))
         registry_conf = self.workdir / "registry.yml"
         registry_conf.write_text(REGISTRY_CONF.format(root=self.root, host=self.listen, port=self.port,
                                                       cdn_host=self.cdn_listen, cdn_port=self.cdn_port))
-        registry = ManagedProcess("docker-registry", ["docker-registry", "serve", str(registry_conf)],
-                                  self.workdir / "registry.log")
-        self._procs.append(registry)
-        self._stack.callback(registry.stop)
-        registry.wait_http(self.url + "/v2/")
-
-    def stop(self) -> None:
-        if self._stack is not None:
-            self._stack.close()
-            self._stack = None
-
-    def logs(self) -> str:
-        return "\n".join(f"--- {p.name} ---\n{p.log_tail()}" for p in self._procs)
+        self._spawn("docker-registry", ["docker-registry", "serve", registry_conf],
+                    log_path=self.workdir / "registry.log").wait_http(self.url + "/v2/")
 
     # -- the plain registry v2 upload API, as `ollama push` speaks it --------------------------
 

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 from ansible_collections.aiplatform.ollama.plugins.module_utils import (
-    blob_download,
+    blob_partial,
+    errors,
     gguf_header,
     k8s_quantity,
-    model_bundle,
     model_info,
     model_ref,
     ollama_api,
@@ -22,6 +22,7 @@ from ansible_collections.aiplatform.ollama.plugins.module_utils import (
     preflight,
     sizing,
 )
+from ansible_collections.aiplatform.ollama.plugins.module_utils.bundle.format import BundleError
 from ansible_collections.aiplatform.ollama.plugins.module_utils.errors import (
     BODY_EXCERPT_CHARS,
     CollectionError,
@@ -35,8 +36,8 @@ from tests.module_runner import run_module
 
 
 @pytest.mark.parametrize("cls", [ollama_api.OllamaError, model_info.ModelInfoError, gguf_header.GGUFError,
-                                 model_bundle.BundleError, ollama_registry.RegistryError, ollama_store.StoreError,
-                                 blob_download.DownloadError])
+                                 BundleError, ollama_registry.RegistryError, ollama_store.StoreError,
+                                 blob_partial.DownloadError])
 def test_every_error_is_a_collection_error(cls):
     assert issubclass(cls, CollectionError)
 
@@ -47,6 +48,14 @@ def test_input_errors_are_value_errors_too(cls):
     # the filters and callers that catch ValueError keep working
     assert issubclass(cls, InputError) and issubclass(cls, ValueError)
     assert cls("bad").details() == {"kind": "invalid_input"}
+
+
+def test_errors_is_the_bottom_layer():
+    # every module_utils file imports errors.py: it may import nothing of the collection, or a cycle waits
+    tree = ast.parse(Path(errors.__file__).read_text())
+    imported = [node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)]
+    imported += [alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names]
+    assert not [name for name in imported if name and "aiplatform" in name], imported
 
 
 def test_details_hold_what_is_known_and_no_query_string():
@@ -64,10 +73,10 @@ def test_the_body_is_bounded_and_whitespace_collapsed():
 
 
 def test_subject_fields_are_attributes_and_details():
-    err = model_bundle.BundleError("a link", kind="unsafe", member="models/../../etc/passwd")
+    err = BundleError("a link", kind="unsafe", member="models/../../etc/passwd")
     assert err.member == "models/../../etc/passwd"
     assert err.details() == {"kind": "unsafe", "member": "models/../../etc/passwd"}
-    assert model_bundle.BundleError("x").kind == "invalid" and gguf_header.GGUFError("x").kind == "corrupt"
+    assert BundleError("x").kind == "invalid" and gguf_header.GGUFError("x").kind == "corrupt"
 
 
 MODULES = sorted((Path(__file__).resolve().parents[2] / "plugins" / "modules").glob("*.py"))

@@ -311,10 +311,8 @@ def test_registry_export_imports_into_an_empty_store_then_ollama_generates(from_
 
 
 def test_registry_export_progress_counts_the_downloaded_bytes(tmp_path, registry, tiny_model):
-    from ansible_collections.aiplatform.ollama.plugins.module_utils.model_bundle import (
-        BundleProgress,
-        export_bundle,
-    )
+    from ansible_collections.aiplatform.ollama.plugins.module_utils.bundle.export import export_bundle
+    from ansible_collections.aiplatform.ollama.plugins.module_utils.bundle.progress import BundleProgress
     from ansible_collections.aiplatform.ollama.plugins.module_utils.progress import ProgressFile
 
     snapshot = tmp_path / "progress.json"

@@ -11,6 +11,7 @@ from ansible.errors import AnsibleFilterError
 
 from ansible_collections.aiplatform.ollama.plugins.filter.go_duration_seconds import go_duration_seconds
 from ansible_collections.aiplatform.ollama.plugins.filter.k8s_explain import k8s_explain
+from ansible_collections.aiplatform.ollama.plugins.filter.k8s_explain_evidence import k8s_explain_evidence
 from ansible_collections.aiplatform.ollama.plugins.module_utils.k8s_status import explain
 
 
@@ -170,3 +171,53 @@ def test_go_durations(text, seconds):
 def test_bad_durations_name_the_value(text):
     with pytest.raises(AnsibleFilterError, match="is not a Go duration; write e.g. 90s"):
         go_duration_seconds(text)
+
+
+# What the diagnose role gathered (diagnose_evidence, diagnose_job_evidence) is what a failed wait explains.
+CLAIM = {"metadata": {"name": "ollama-models", "namespace": "ollama"}, "spec": {"storageClassName": "gone"},
+         "status": {"phase": "Pending"}}
+SEED_JOB = {"metadata": {"name": "seed-1", "namespace": "ollama"},
+            "status": {"conditions": [{"type": "Failed", "status": "True", "reason": "DeadlineExceeded"}]}}
+
+
+def test_a_release_wait_is_explained_from_the_release_its_pods_and_the_claim():
+    evidence = {"release": RELEASE_TIMEOUT, "pods": [], "claim": CLAIM,
+                "events": [event("ProvisioningFailed", 'storageclass "gone" not found', kind="PersistentVolumeClaim",
+                                 name="ollama-models")]}
+    result = k8s_explain_evidence(evidence)
+    assert result["cause"] == "claim_pending"
+    assert result["reason"] == 'claim ollama/ollama-models is Pending: storageclass "gone" not found'
+    assert result["report"][0].startswith("== HelmRelease flux-system/ollama")
+    # a claim the chart makes is not the release's to explain: the release's own condition is
+    assert k8s_explain_evidence(evidence, claim=False)["cause"] == "release_failed"
+    assert k8s_explain_evidence(evidence, claim="false")["cause"] == "release_failed"
+
+
+def test_a_job_wait_is_explained_from_the_job_its_own_pods_and_their_logs():
+    status = {"name": "seed", "state": {"terminated": {"exitCode": 1, "reason": "Error", "message": "no such model"}}}
+    release_pod = pod("Pending", name="ollama-abc")
+    release_event = event("InstallFailed", "Helm install failed", kind="HelmRelease", name="ollama")
+    release_event["metadata"]["namespace"] = "flux-system"
+    evidence = {"release": RELEASE_TIMEOUT, "pods": [release_pod], "claim": None, "events": [release_event]}
+    job_evidence = {"job": SEED_JOB, "pods": [pod("Failed", [status], name="seed-1-x")],
+                    "logs": {"seed-1-x": ["gave up"]}}
+
+    result = k8s_explain_evidence(evidence, job="seed-1", job_evidence=job_evidence)
+
+    assert result["cause"] == "container_failed" and "pod ollama/seed-1-x exited with code 1" in result["reason"]
+    report = result["report"]
+    assert report[0].startswith("== Job ollama/seed-1") and not any("HelmRelease" in line for line in report)
+    # the release's pods and its Flux namespace's events are no part of the Job's story
+    assert not any("ollama-abc" in line or "InstallFailed" in line for line in report)
+    assert report[-2:] == ["== log of seed-1-x, last 40 lines ==", "gave up"]
+
+
+def test_a_diagnosis_that_could_not_read_still_names_the_workload():
+    assert k8s_explain_evidence({})["report"][0] == "== HelmRelease  (generation ?, observed ?) =="
+    job = k8s_explain_evidence({}, job="seed-1", job_evidence={})
+    assert job["cause"] == "not_ready" and job["report"][0] == "== Job  (active 0, succeeded 0, failed 0) =="
+
+
+def test_explain_evidence_refuses_what_is_not_a_dict():
+    with pytest.raises(AnsibleFilterError, match="job_evidence must be a dict, got list"):
+        k8s_explain_evidence({}, job="seed-1", job_evidence=[])

@@ -18,11 +18,11 @@ import time
 
 import pytest
 
-from ansible_collections.aiplatform.ollama.plugins.module_utils.blob_download import (
+from ansible_collections.aiplatform.ollama.plugins.module_utils.blob_download import DownloadFailed
+from ansible_collections.aiplatform.ollama.plugins.module_utils.blob_partial import (
     AUTO_PART_MAX,
     AUTO_PART_MIN,
     MAX_PARTS_PER_BLOB,
-    DownloadFailed,
     PartialBlob,
     part_size_for,
     plan,

@@ -16,22 +16,18 @@ from pathlib import Path
 
 import pytest
 
-from ansible_collections.aiplatform.ollama.plugins.module_utils.blob_download import (
-    PARTIAL_SUFFIX,
-    PROGRESS_SUFFIX,
-    DownloadFailed,
-    StreamSource,
-)
-from ansible_collections.aiplatform.ollama.plugins.module_utils.model_bundle import (
+from ansible_collections.aiplatform.ollama.plugins.module_utils.blob_download import DownloadFailed, StreamSource
+from ansible_collections.aiplatform.ollama.plugins.module_utils.blob_partial import PARTIAL_SUFFIX, PROGRESS_SUFFIX
+from ansible_collections.aiplatform.ollama.plugins.module_utils.bundle.export import export_bundle
+from ansible_collections.aiplatform.ollama.plugins.module_utils.bundle.format import (
     FORMAT,
     INDEX,
     BundleError,
-    BundleProgress,
-    export_bundle,
-    import_bundle,
     parse_index,
     unsafe_name,
 )
+from ansible_collections.aiplatform.ollama.plugins.module_utils.bundle.importer import import_bundle
+from ansible_collections.aiplatform.ollama.plugins.module_utils.bundle.progress import BundleProgress
 from ansible_collections.aiplatform.ollama.plugins.module_utils.model_ref import ModelRef
 from ansible_collections.aiplatform.ollama.plugins.module_utils.ollama_store import OllamaStore, descriptors
 from ansible_collections.aiplatform.ollama.plugins.module_utils.progress import ProgressFile

@@ -170,3 +170,38 @@ def test_a_model_made_in_memory_that_fails_leaves_nothing(tmp_path):
         store.put_model(ModelRef.parse("m:v1-t4"), [("sha256:" + hashlib.sha256(params).hexdigest(), params)], body)
     assert caught.value.kind == "incomplete"
     assert list((tmp_path / "blobs").iterdir()) == [] and not (tmp_path / "manifests" / "registry.ollama.ai").exists()
+
+
+def test_unreferenced_names_exactly_the_blobs_no_manifest_uses_shared_ones_kept(tmp_path):
+    store = OllamaStore(tmp_path)
+    one, two = ModelRef.parse("team/one:v1"), ModelRef.parse("other/two:v1")
+    m1, m2 = manifest(b"one-weights", b"shared"), manifest(b"two-weights", b"shared")
+    for ref, mf, layers in ((one, m1, (b"one-weights", b"shared")), (two, m2, (b"two-weights", b"shared"))):
+        fill(store, mf, contents_of(mf, *layers))
+        store.write_manifest(ref, mf)
+    assert store.unreferenced() == ([], None)
+
+    # the manifest alone goes (what `ollama rm` with a server still holding it, or a crash, leaves behind)
+    (tmp_path / "manifests/registry.ollama.ai/team/one/v1").unlink()
+    # and an interrupted download of something else is not a blob yet
+    partial = tmp_path / "blobs" / ("sha256-" + "e" * 64 + ".partial")
+    partial.write_bytes(b"half")
+    found, reason = store.unreferenced()
+    assert reason is None and found == [(m1["layers"][0]["digest"], len(b"one-weights"))]
+    # the config and the shared layer are two's too
+    removed, freed, kept = store.prune([d for d, _s in found])
+    assert (removed, freed, kept) == ([m1["layers"][0]["digest"]], len(b"one-weights"), None)
+    assert store.missing(m2) == [] and partial.read_bytes() == b"half"
+    assert store.unreferenced() == ([], None)
+
+
+def test_unreferenced_refuses_when_a_manifest_cannot_be_read(tmp_path):
+    store = OllamaStore(tmp_path)
+    mf = manifest(b"one-weights")
+    fill(store, mf, contents_of(mf, b"one-weights"))  # blobs no readable manifest names
+    bad = tmp_path / "manifests/registry.ollama.ai/team/bad/v1"
+    bad.parent.mkdir(parents=True)
+    bad.write_text("{not json")
+    found, reason = store.unreferenced()
+    assert found == [] and str(bad) in reason and "unknown" in reason
+    assert store.missing(mf) == []  # nothing removed

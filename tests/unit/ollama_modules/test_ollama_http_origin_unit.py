@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.aiplatform.ollama.plugins.module_utils.ollama_http import display_url, origin
+from ansible_collections.aiplatform.ollama.plugins.module_utils.errors import display_url
+from ansible_collections.aiplatform.ollama.plugins.module_utils.ollama_http import origin
 
 
 @pytest.mark.parametrize(("a", "b"), [
