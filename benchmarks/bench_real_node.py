@@ -38,12 +38,11 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from benchmarks.measure import collection_path, import_work_tree, make_model
+from benchmarks.measure import import_work_tree, make_model, real_node_env, real_node_session
 from tests.playbook import role_objects
-from tests.services.cluster import Cluster, cache_dir, chart_dir
+from tests.services.cluster import cache_dir, chart_dir
 from tests.services.ollama import OllamaServer
-from tests.services.real_node import NODE_IP, SERVICES_IP, STORAGE_CLASS, pod_ready
-from tests.services.registry import Registry
+from tests.services.real_node import STORAGE_CLASS, pod_ready
 
 INVENTORY = Path(__file__).resolve().parent.parent / "tests" / "integration" / "real_node" / "inventory"
 MODEL_MB = 128
@@ -156,15 +155,11 @@ def _replicas(cluster, namespace: str, url: str, model: str, store: Path) -> dic
 def run() -> dict[str, float]:
     with tempfile.TemporaryDirectory(prefix="bench_real_node_") as tmp:
         work = Path(tmp)
-        collections = collection_path(work / "collections")
-        with Cluster.start(work / "cluster", with_real_node=True) as cluster, \
-                Registry.start(work / "registry", host=NODE_IP, cdn_host=SERVICES_IP) as registry:
+        with real_node_session(work) as (cluster, registry, collections):
             node = cluster.node
             model = registry.push_model(make_model(work / "model.gguf", seed=3, size_mb=MODEL_MB),
                                         name="library/bench", tag="latest")
-            env = {**cluster.env(), "AIPLATFORM_TEST_NODE_MODEL": model.ref,
-                   "AIPLATFORM_TEST_OLLAMA_IMAGE": node.images["ollama"],
-                   "AIPLATFORM_TEST_TOOLS_IMAGE": node.images["tools"]}
+            env = real_node_env(cluster, model.ref)
             helm = os.environ.get("HELM_BIN") or str(cache_dir() / "bin" / "helm")
             helm_env = {**os.environ, "KUBECONFIG": str(cluster.kubeconfig), "HELM_CACHE_HOME": str(work / "helm"),
                         "HELM_CONFIG_HOME": str(work / "helm"), "HELM_DATA_HOME": str(work / "helm")}

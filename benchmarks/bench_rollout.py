@@ -19,7 +19,7 @@ import threading
 import time
 from pathlib import Path
 
-from benchmarks.measure import collection_path, make_model
+from benchmarks.measure import make_model, real_node_env, real_node_session
 from tests.integration.real_node.conftest import (
     CONTROLLER_POD,
     GATEWAY_CONF,
@@ -35,9 +35,7 @@ from tests.integration.real_node.conftest import (
     wait_pod_ready,
 )
 from tests.playbook import run_playbook
-from tests.services.cluster import Cluster
-from tests.services.real_node import NODE_IP, SERVICES_IP, pod_ready
-from tests.services.registry import Registry
+from tests.services.real_node import pod_ready
 
 MODEL_MB = 128
 
@@ -82,9 +80,7 @@ def _restart_seconds(cluster) -> float:
 def run() -> dict[str, float]:
     with tempfile.TemporaryDirectory(prefix="bench_rollout_") as tmp:
         work = Path(tmp)
-        collections = collection_path(work / "collections")
-        with Cluster.start(work / "cluster", with_real_node=True) as cluster, \
-                Registry.start(work / "registry", host=NODE_IP, cdn_host=SERVICES_IP) as registry:
+        with real_node_session(work) as (cluster, registry, collections):
             node = cluster.node
             first, second = (registry.push_model(make_model(work / f"{name}.gguf", seed=seed, size_mb=MODEL_MB),
                                                  name=f"library/{name}", tag="latest")
@@ -93,9 +89,7 @@ def run() -> dict[str, float]:
             start_gateway(cluster, gateway_objects("agentgateway-proxy", node.images["gateway"], GATEWAY_CONF))
             cluster.apply(tools_pod(CONTROLLER_POD, GATEWAY_NAMESPACE, node.images["tools"]))
             wait_pod_ready(cluster, GATEWAY_NAMESPACE, CONTROLLER_POD)
-            env = {**cluster.env(), "AIPLATFORM_TEST_NODE_MODEL": first.ref,
-                   "AIPLATFORM_TEST_OLLAMA_IMAGE": node.images["ollama"],
-                   "AIPLATFORM_TEST_TOOLS_IMAGE": node.images["tools"]}
+            env = real_node_env(cluster, first.ref)
 
             def playbook(name: str, extra_vars: dict | None = None):
                 run = run_playbook(collections, name, str(INVENTORY), extra_vars, env=env, timeout=1800,

@@ -4,6 +4,7 @@ running a child process while sampling its peak RSS."""
 from __future__ import annotations
 
 import atexit
+import contextlib
 import json
 import os
 import shutil
@@ -127,3 +128,24 @@ def cli_pull(server: OllamaServer, ref: str) -> float:
     """Seconds `ollama pull --insecure ref` takes against server."""
     seconds, _, _ = run_measured([server.binary, "pull", "--insecure", ref], {**os.environ, **server.env})
     return seconds
+
+
+@contextlib.contextmanager
+def real_node_session(work: Path):
+    """The test cluster with its real node and a registry on the node's address, as the real-node tests
+    have them, and the work tree as a collection: (cluster, registry, collections)."""
+    from tests.services.cluster import Cluster
+    from tests.services.real_node import NODE_IP, SERVICES_IP
+    from tests.services.registry import Registry
+
+    collections = collection_path(work / "collections")
+    with Cluster.start(work / "cluster", with_real_node=True) as cluster, \
+            Registry.start(work / "registry", host=NODE_IP, cdn_host=SERVICES_IP) as registry:
+        yield cluster, registry, collections
+
+
+def real_node_env(cluster, model_ref: str) -> dict:
+    """The environment tests/integration/real_node/inventory reads: the cluster, the model, the images."""
+    return {**cluster.env(), "AIPLATFORM_TEST_NODE_MODEL": model_ref,
+            "AIPLATFORM_TEST_OLLAMA_IMAGE": cluster.node.images["ollama"],
+            "AIPLATFORM_TEST_TOOLS_IMAGE": cluster.node.images["tools"]}

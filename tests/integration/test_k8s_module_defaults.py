@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 import ansible_collections.kubernetes.core as kubernetes_core
+from tests.integration.diagnose.test_diagnose_bad_input import KUBECONFIG
 from tests.playbook import PROJECT_ROOT
 from tests.services.process import free_port
 
@@ -27,20 +28,6 @@ PLAY = """
     - name: Deploy
       ansible.builtin.include_role:
         name: aiplatform.ollama.ollama_flux
-"""
-KUBECONFIG = """\
-apiVersion: v1
-kind: Config
-clusters:
-- name: gone
-  cluster: {{server: "https://127.0.0.1:{port}", insecure-skip-tls-verify: true}}
-users:
-- name: nobody
-  user: {{token: not-a-token}}
-contexts:
-- name: gone
-  context: {{cluster: gone, user: nobody}}
-current-context: gone
 """
 
 

@@ -47,6 +47,18 @@ def contents_of(mf: dict, *layers: bytes) -> dict:
     return data
 
 
+def two_models_sharing_a_layer(root):
+    """A store holding team/one:v1 and other/two:v1, whose second layers are the same blob."""
+    store = OllamaStore(root)
+    models = []
+    for name, weights in (("team/one:v1", b"one-weights"), ("other/two:v1", b"two-weights")):
+        ref, mf = ModelRef.parse(name), manifest(weights, b"shared")
+        fill(store, mf, contents_of(mf, weights, b"shared"))
+        store.write_manifest(ref, mf)
+        models.append((ref, mf))
+    return store, *models
+
+
 def test_layout_matches_ollama(tmp_path):
     store = OllamaStore(tmp_path)
     ref = ModelRef.parse("qwen2.5:72b")
@@ -113,12 +125,7 @@ def test_oversized_blob_is_refused(tmp_path):
 
 
 def test_remove_keeps_shared_blobs_and_prunes_directories(tmp_path):
-    store = OllamaStore(tmp_path)
-    one, two = ModelRef.parse("team/one:v1"), ModelRef.parse("other/two:v1")
-    m1, m2 = manifest(b"one-weights", b"shared"), manifest(b"two-weights", b"shared")
-    for ref, mf, layers in ((one, m1, (b"one-weights", b"shared")), (two, m2, (b"two-weights", b"shared"))):
-        fill(store, mf, contents_of(mf, *layers))
-        store.write_manifest(ref, mf)
+    store, (one, m1), (two, m2) = two_models_sharing_a_layer(tmp_path)
     removed, freed, kept = store.remove(two)
     assert kept is None and removed == [m2["layers"][0]["digest"]] and freed == len(b"two-weights")
     assert store.read_manifest(two) is None and not (tmp_path / "manifests/registry.ollama.ai/other").exists()
@@ -173,12 +180,7 @@ def test_a_model_made_in_memory_that_fails_leaves_nothing(tmp_path):
 
 
 def test_unreferenced_names_exactly_the_blobs_no_manifest_uses_shared_ones_kept(tmp_path):
-    store = OllamaStore(tmp_path)
-    one, two = ModelRef.parse("team/one:v1"), ModelRef.parse("other/two:v1")
-    m1, m2 = manifest(b"one-weights", b"shared"), manifest(b"two-weights", b"shared")
-    for ref, mf, layers in ((one, m1, (b"one-weights", b"shared")), (two, m2, (b"two-weights", b"shared"))):
-        fill(store, mf, contents_of(mf, *layers))
-        store.write_manifest(ref, mf)
+    store, (one, m1), (two, m2) = two_models_sharing_a_layer(tmp_path)
     assert store.unreferenced() == ([], None)
 
     # the manifest alone goes (what `ollama rm` with a server still holding it, or a crash, leaves behind)
