@@ -21,17 +21,31 @@ other work used the cores, so single rounds spread widely.
 The sequential requests' first token comes within a few milliseconds, and run_chat_batch reports
 times to the millisecond, so concurrency_ttft_p95_ratio is large and coarse: read it as the order of
 magnitude a queued request waits, beside concurrency_parallel_ttft_p95_s.
+
+The slot curve, what OLLAMA_NUM_PARALLEL buys on a CPU node: the same batch of SLOT_REQUESTS chats at
+once (ollama_concurrency's run_chat_batch) against three servers that differ only in
+OLLAMA_NUM_PARALLEL (1, 2, 4), each serving the same generated 512 MiB Q4_K_M model of real width
+(tests/services/models.py, as bench_roofline's), num_thread left at Ollama's default (the physical
+cores). Decode is memory-bound: slots batched into one forward pass share each read of the weights, so
+aggregate tokens per second may grow with slots while each request's share shrinks. The servers take
+turns in each of SLOT_ROUNDS rounds, rotating who goes first; the figures are medians over the rounds,
+slots_<n>_aggregate_tps_ratio and slots_<n>_latency_p95_ratio against OLLAMA_NUM_PARALLEL=1 in the
+same run. Written as a table and a plot (benchmarks/curves.py: build/benchmarks/parallel.svg and .md).
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 import statistics
 import tempfile
 import urllib.request
 from pathlib import Path
 
+from benchmarks import curves
 from benchmarks.measure import import_work_tree, make_model, stopped_since
 from tests.services import process
+from tests.services.models import make_quantised_model
 from tests.services.ollama import OllamaServer
 from tests.services.registry import Registry
 
@@ -41,6 +55,13 @@ ROUNDS = 5
 MAX_TOKENS = 256
 PROMPT = "Say hello to the world."
 TIMEOUT = 300
+SLOTS = (1, 2, 4)
+SLOT_REQUESTS = 4
+SLOT_ROUNDS = 3
+# large enough to leave the caches (decode reads it all per step), small enough for three servers' runs
+SLOT_MODEL_MB = 512
+# fewer than MAX_TOKENS: this model decodes at tens of tokens per second on two cores, far fewer when shared
+SLOT_TOKENS = 24
 
 
 def _import_concurrency():
@@ -58,6 +79,72 @@ def _check(stats: dict, requests: int) -> dict:
     if stats["tokens"] != requests * MAX_TOKENS:
         raise RuntimeError(f"expected {requests * MAX_TOKENS} tokens, got {stats['tokens']}: {stats['per_request']}")
     return stats
+
+
+def _slot_curve(work: Path, concurrency, client_class) -> dict[int, dict[str, float]]:
+    """{slots: {"tps": aggregate tok/s, "latency": p95 s}} as medians over SLOT_ROUNDS rounds."""
+    gguf_path = work / "slots.gguf"
+    make_quantised_model(gguf_path, seed=SLOT_MODEL_MB, size_mb=SLOT_MODEL_MB, quant="q4_k_m", n_ff=8192)
+    (work / "Modelfile").write_text(f"FROM {gguf_path}\n")
+    model = "bench/slots:latest"
+    measured = {slots: {"tps": [], "latency": []} for slots in SLOTS}
+    with contextlib.ExitStack() as stack:
+        clients = {}
+        for slots in SLOTS:
+            server = stack.enter_context(OllamaServer.start(work / f"slots-{slots}",
+                                                            env={"OLLAMA_NUM_PARALLEL": str(slots)}))
+            server.cli("create", model, "-f", str(work / "Modelfile"), timeout=1800)
+            clients[slots] = client_class(host=server.url, timeout=30)
+        gguf_path.unlink()  # each store holds its own copy
+
+        def batch(slots: int, requests: int) -> dict:
+            stats = concurrency.run_chat_batch(clients[slots], model, requests, PROMPT, SLOT_TOKENS, seed=0,
+                                               timeout=TIMEOUT)
+            # a model of random weights may draw its end token early: every request must succeed, but
+            # the rate counts the tokens generated, whatever their number
+            if stats["failures"] or not stats["tokens"]:
+                raise RuntimeError(f"{stats['failures']} of {requests} requests failed: {stats['failure_reasons']}")
+            return stats
+
+        for slots in SLOTS:
+            batch(slots, 1)  # load the model, so that no figure measures a cold load
+        for round_index in range(SLOT_ROUNDS):
+            shift = round_index % len(SLOTS)
+            for slots in SLOTS[shift:] + SLOTS[:shift]:
+                stats = batch(slots, SLOT_REQUESTS)
+                measured[slots]["tps"].append(stats["tokens"] / stats["wall_seconds"])
+                measured[slots]["latency"].append(stats["latency_p95_seconds"])
+    return {slots: {key: statistics.median(values) for key, values in figures.items()}
+            for slots, figures in measured.items()}
+
+
+def _slot_figures(curve: dict[int, dict[str, float]], load: float) -> dict[str, float]:
+    base = curve[SLOTS[0]]
+    figures = {"slots_load_avg_1m": round(load, 2)}
+    rows = []
+    for slots, point in curve.items():
+        tps_ratio, latency_ratio = point["tps"] / base["tps"], point["latency"] / base["latency"]
+        figures.update({
+            f"slots_{slots}_aggregate_tokens_per_s": round(point["tps"], 2),
+            f"slots_{slots}_latency_p95_s": round(point["latency"], 2),
+            f"slots_{slots}_aggregate_tps_ratio": round(tps_ratio, 3),
+            f"slots_{slots}_latency_p95_ratio": round(latency_ratio, 3),
+        })
+        rows.append([slots, round(point["tps"], 2), round(tps_ratio, 2), round(point["latency"], 2),
+                     round(latency_ratio, 2)])
+    xs = list(curve)
+    curves.write(
+        "parallel",
+        f"{SLOT_REQUESTS} chats at once, {SLOT_TOKENS} tokens each, {SLOT_MODEL_MB} MiB Q4_K_M, vs OLLAMA_NUM_PARALLEL "
+        f"(load average {load:.2f})",
+        [{"title": "aggregate", "xlabel": "OLLAMA_NUM_PARALLEL", "ylabel": "tokens/s", "xs": xs,
+          "series": {"aggregate tok/s": [curve[x]["tps"] for x in xs]}},
+         {"title": "p95 latency", "xlabel": "OLLAMA_NUM_PARALLEL", "ylabel": "seconds", "xs": xs,
+          "series": {"p95 latency s": [curve[x]["latency"] for x in xs]}}],
+        ["OLLAMA_NUM_PARALLEL", "aggregate tok/s", "vs 1 slot", "p95 latency s", "vs 1 slot"], rows,
+        f"Medians of {SLOT_ROUNDS} rounds; the servers take turns, rotating who goes first.",
+    )
+    return figures
 
 
 def run() -> dict[str, float]:
@@ -90,6 +177,8 @@ def run() -> dict[str, float]:
                         else:
                             measured[who] = batch(REQUESTS)
                     rounds.append(measured)
+            load = os.getloadavg()[0]
+            slot_curve = _slot_curve(work, concurrency, client_class)
     finally:
         # Ansible's URL layer installs its opener as urllib's global one; drop it, as a module process would
         urllib.request.install_opener(None)
@@ -117,6 +206,7 @@ def run() -> dict[str, float]:
         return round(statistics.median(values), digits)
 
     return {
+        **_slot_figures(slot_curve, load),
         "concurrency_sequential_tokens_per_s": median(figures["seq"]["tps"], 1),
         "concurrency_parallel_tokens_per_s": median(figures["par"]["tps"], 1),
         "concurrency_aggregate_tps_ratio": median(ratios["aggregate_tps"]),

@@ -22,7 +22,7 @@ description:
   - Refuses, naming the variable and the fix, a bind address beyond loopback without C(allow_remote), a
     path the sandbox would hide, less than one CPU and a memory limit the server cannot start in.
   - The thread count the served model is aligned to comes from the CPUs the unit may use with the formula
-    of M(aiplatform.ollama.num_thread#filter).
+    of P(aiplatform.ollama.num_thread#filter).
 positional: _input
 options:
   _input:

@@ -15,7 +15,7 @@ author: AI Platform team
 description:
   - For each runbook (C(unit_failed), C(oom_killed), C(model_missing)) returns a verdict - C(ok), C(failing)
     or C(unknown) - with the cause in one sentence, the evidence and the fix, in the format of
-    M(aiplatform.ollama.runbook_verdicts#filter).
+    P(aiplatform.ollama.runbook_verdicts#filter).
 positional: _input
 options:
   _input:
