@@ -187,7 +187,10 @@ def cpu_plan(cpus="", cpuset="", physical_cores=None, numa_nodes=1):
         threads = num_thread(limit, physical_cores, numa_nodes)
     except QuantityError as err:
         raise ServiceUnitError(f"{VARIABLES['cpus']}: {err}") from None
-    quota = None if millicores is None else -(-millicores // 10)
+    # CPUQuota is a whole percentage of one CPU: round up so the quota never falls below the limit.
+    quota = None
+    if millicores is not None:
+        quota = (millicores + 9) // 10
     return {"cpu_quota_pct": quota, "num_thread": threads, "cpu_limit": limit}
 
 

@@ -4,6 +4,12 @@
 
 """The bundle format, and a bundle file opened and checked before anything believes its content.
 
+Model bundles carry Ollama models as ONE tar file into a site without registry access. This package keeps
+one job a file: `format` (this file), `export` (writing one from a store or from registries), `importer`
+(into a store, under its lock), `push` (into a registry) and `progress` (what the action plugin prints
+while any of them runs). The module ollama_bundle calls them; `__init__.py` stays empty, as ansible-test
+requires of module_utils packages.
+
 A bundle is an uncompressed tar holding the store's own layout plus an index:
 
     index.json                                        written first: format, models, blobs
