@@ -94,10 +94,11 @@ unit:
 CLUSTER_TESTS := tests/integration/cluster tests/integration/real_node tests/integration/services/test_cluster_exec.py
 integration:
 	@mkdir -p build
-	@$(ENV) { pytest -q $(CLUSTER_TESTS) > build/integration-cluster.log 2>&1; echo $$? > build/integration-cluster.rc; } & \
-	  $(ENV) pytest -q $(addprefix --ignore=,$(CLUSTER_TESTS)) tests/integration; rc=$$?; wait; \
-	  echo "==> pytest -q $(CLUSTER_TESTS)"; cat build/integration-cluster.log; \
-	  exit $$(( rc || $$(cat build/integration-cluster.rc) ))
+	@{ $(ENV) pytest -q $(CLUSTER_TESTS) > build/integration-cluster.log 2>&1; } & cluster=$$!; \
+	  $(ENV) pytest -q $(addprefix --ignore=,$(CLUSTER_TESTS)) tests/integration; rc=$$?; \
+	  wait $$cluster; cluster_rc=$$?; \
+	  echo "==> pytest -q $(CLUSTER_TESTS) (exit $$cluster_rc)"; cat build/integration-cluster.log; \
+	  exit $$(( rc || cluster_rc ))
 
 # The sanity and unit tests again on the oldest ansible-core meta/runtime.yml claims, in .venv-oldest
 # (requirements-oldest.txt, installed by `make setup`); tests/oldest_core.py stands in for the test

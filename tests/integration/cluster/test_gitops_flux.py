@@ -25,6 +25,11 @@ NAMES = {"ollama_flux_flux_namespace": FLUX, "model_cache_gitops_flux_namespace"
          "ollama_flux_namespace": APP, "model_cache_namespace": APP, "ollama_flux_release_name": APP}
 
 
+def artifact_revision(cluster, namespace: str) -> str | None:
+    source = ready_in(cluster, GITREPOSITORY, "flux-system", namespace)
+    return ((source or {}).get("status", {}).get("artifact") or {}).get("revision")
+
+
 def test_flux_applies_the_rendered_tree_with_the_values_of_apply_mode(
         cluster, run_on_cluster, git_server, work_tree_collections, tmp_path):
     tree = tmp_path / "fleet"
@@ -34,9 +39,10 @@ def test_flux_applies_the_rendered_tree_with_the_values_of_apply_mode(
 
     bootstrap_flux(cluster, FLUX, url)
 
-    source = cluster.wait_for("GitRepository Ready",
-                              lambda: ready_in(cluster, GITREPOSITORY, "flux-system", FLUX), 120)
-    assert source["status"]["artifact"]["revision"] == f"main@sha1:{commit}"
+    # source-controller patches the conditions before the rest of the status: Ready can be read
+    # before the artifact is, so wait for the artifact of the published commit itself
+    cluster.wait_for("GitRepository artifact of the published commit",
+                     lambda: artifact_revision(cluster, FLUX) == f"main@sha1:{commit}", 120)
     seed = cluster.wait_for("seed Kustomization Ready",
                             lambda: ready_in(cluster, KUSTOMIZATION, "ollama-model-cache", FLUX), 240)
     ollama = cluster.wait_for("ollama Kustomization Ready", lambda: ready_in(cluster, KUSTOMIZATION, APP, FLUX), 300)
