@@ -12,7 +12,8 @@ CLUSTER_SCENARIOS := flux_apply
 # scenarios that install from the release archives and registry tests/services/service_release.py serves
 SERVICE_SCENARIOS := service
 
-.PHONY: setup setup-demo test check demo bench lint sanity docs galaxy unit integration molecule collection clean help
+.PHONY: setup setup-demo test check demo bench lint sanity docs galaxy unit integration integration-local \
+  integration-cluster oldest molecule collection clean help
 
 help:
 	@echo "make setup   install the toolchain (idempotent)"
@@ -46,8 +47,20 @@ $(INSTALLED): $(TARBALL)
 	@touch $@
 	@echo "installed aiplatform.ollama $(VERSION) into .collections"
 
+# The cluster session (the tests on the test cluster and its real node, which mostly wait on controllers
+# and pods) starts first and runs beside everything else, which mostly computes; molecule comes last,
+# since the real node's teardown checks the host's mounts, links and cgroups, which podman would change.
+# Every step runs even when an earlier one fails; the summary names the ones that failed.
 test: setup
-	@$(MAKE) --no-print-directory lint sanity docs galaxy unit oldest integration molecule
+	@mkdir -p build
+	@{ $(ENV) pytest -q $(PYTEST_INTEGRATION) $(CLUSTER_TESTS) > build/integration-cluster.log 2>&1; } & cluster=$$!; \
+	  failed=""; \
+	  for step in lint sanity docs galaxy unit oldest integration-local; do \
+	    $(MAKE) --no-print-directory $$step || failed="$$failed $$step"; done; \
+	  wait $$cluster || failed="$$failed integration-cluster"; \
+	  echo "==> pytest -q $(CLUSTER_TESTS)"; cat build/integration-cluster.log; \
+	  $(MAKE) --no-print-directory molecule || failed="$$failed molecule"; \
+	  if [ -n "$$failed" ]; then echo "make test: failed:$$failed"; exit 1; fi; echo "make test: all passed"
 
 # the quick tier: what a developer runs before pushing
 check:
@@ -92,19 +105,26 @@ unit:
 # Two pytest sessions side by side: the tests on the test cluster (and its real node; one per machine)
 # mostly wait on controllers and pods while the others mostly compute. The cluster's output follows.
 CLUSTER_TESTS := tests/integration/cluster tests/integration/real_node tests/integration/services/test_cluster_exec.py
+# the slowest tests of a session are listed at its end
+PYTEST_INTEGRATION := --durations=12
 integration:
 	@mkdir -p build
-	@{ $(ENV) pytest -q $(CLUSTER_TESTS) > build/integration-cluster.log 2>&1; } & cluster=$$!; \
-	  $(ENV) pytest -q $(addprefix --ignore=,$(CLUSTER_TESTS)) tests/integration; rc=$$?; \
-	  wait $$cluster; cluster_rc=$$?; \
+	@{ $(ENV) pytest -q $(PYTEST_INTEGRATION) $(CLUSTER_TESTS) > build/integration-cluster.log 2>&1; } & cluster=$$!; \
+	  rc=0; $(MAKE) --no-print-directory integration-local || rc=$$?; \
+	  cluster_rc=0; wait $$cluster || cluster_rc=$$?; \
 	  echo "==> pytest -q $(CLUSTER_TESTS) (exit $$cluster_rc)"; cat build/integration-cluster.log; \
 	  exit $$(( rc || cluster_rc ))
+
+integration-local:
+	$(ENV) pytest -q $(PYTEST_INTEGRATION) $(addprefix --ignore=,$(CLUSTER_TESTS)) tests/integration
+
+integration-cluster:
+	$(ENV) pytest -q $(PYTEST_INTEGRATION) $(CLUSTER_TESTS)
 
 # The sanity and unit tests again on the oldest ansible-core meta/runtime.yml claims, in .venv-oldest
 # (requirements-oldest.txt, installed by `make setup`); tests/oldest_core.py stands in for the test
 # helpers new in ansible-core 2.19. Fails when the claim and the version tested there differ.
 OLDEST_ENV := export AIPLATFORM_VENV="$(CURDIR)/.venv-oldest" && $(ENV)
-.PHONY: oldest
 oldest:
 	@test -x .venv-oldest/bin/ansible-test || { echo ".venv-oldest is missing: run make setup"; exit 1; }
 	@$(OLDEST_ENV) claim=$$(python -c 'import yaml; print(yaml.safe_load(open("meta/runtime.yml"))["requires_ansible"])'); \
