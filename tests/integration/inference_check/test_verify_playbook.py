@@ -97,3 +97,21 @@ def test_verify_refuses_a_negative_concurrency_bound_naming_it(work_tree_collect
                        _gateway_vars(ollama, tiny_model, inference_check_max_ttft_p95_seconds=-1))
     assert run.returncode != 0 and run.recap["failed"] == 1, run.output[-3000:]
     assert "max_ttft_p95_seconds must not be negative (got -1.0)" in run.said
+
+
+def test_a_spread_that_cannot_be_judged_says_why_and_fails_nothing(work_tree_collections, ollama, tiny_model,
+                                                                     tmp_path):
+    # a real Ollama with no cluster around it: the pods cannot be listed with a kubeconfig that is not there
+    kubeconfig = tmp_path / "no-such-kubeconfig.yaml"
+    variables = _gateway_vars(ollama, tiny_model, inference_check_concurrency=2,
+                              inference_check_concurrency_max_tokens=8, inference_check_spread=True,
+                              inference_check_kubeconfig=str(kubeconfig), inference_check_kube_context="prod")
+    run = run_playbook(work_tree_collections, "verify.yml", "local", variables)
+    assert run.returncode == 0, run.output[-3000:]
+    # no pod was read, so the requests are the ones asked for
+    assert "concurrency through agent-gateway" in run.said and ": 2 parallel requests, 0 failed" in run.said
+    report = re.search(r"replica spread through agent-gateway: not judged: the pods could not be listed in namespace "
+                       rf"ollama with kubeconfig {re.escape(str(kubeconfig))}, context prod: (.+?)\. Fix: point "
+                       r"inference_check_kubeconfig / inference_check_kube_context at the cluster, or set "
+                       r"inference_check_spread to false", run.said)
+    assert report, run.output[-3000:]
