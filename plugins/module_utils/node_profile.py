@@ -10,7 +10,7 @@ Standard library only: it runs on the target without extra packages.
 
 The root is a test seam, not a module option: node_profile_facts reads it from the environment
 variable NODE_ROOT_ENV (``AIPLATFORM_OLLAMA_NODE_ROOT``, see root_from_environment), unset on a real
-node so ``/`` is read. Tests set it to a recorded tree under tests/unit/node_tuning/samples. A user
+node so ``/`` is read. Tests set it to a recorded tree under tests/unit/node_samples. A user
 has no reason to point the module anywhere else: the profile, its memory budget and the bandwidth
 measurement all describe the machine the module runs on.
 """

@@ -11,12 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ansible_collections.aiplatform.ollama.plugins.filter.deployment_served_model import deployment_served_model
-from ansible_collections.aiplatform.ollama.plugins.plugin_utils.role_defaults import (
-    RoleDefaultError,
-    owning_role,
-    role_default,
-)
+from ansible_collections.aiplatform.ollama.plugins.plugin_utils.role_defaults import owning_role, role_default
 
 ROOT = Path(__file__).resolve().parents[3]
 ROLES = sorted(p.name for p in (ROOT / "roles").iterdir() if (p / "defaults" / "main.yml").is_file())
@@ -92,38 +87,3 @@ def test_ollama_flux_variables_are_read_from_their_source(read):
     if argument == "none" or (reader, variable) in DIFFERS_ON_PURPOSE:
         return
     assert LOOKUP.fullmatch(argument), f"{path} copies {variable}'s default ({argument}) instead of reading it"
-
-
-def test_role_default_reads_the_owning_role():
-    assert owning_role("ollama_flux_cpu_limit", ROOT) == "ollama_flux"
-    assert role_default("ollama_flux_cpu_limit", ROOT) == "1000m"
-    assert role_default("ollama_flux_pvc_access_modes", ROOT) == ["ReadWriteOnce"]
-    assert role_default("ollama_flux_models_preseeded", ROOT) is True
-
-
-@pytest.mark.parametrize(("variable", "message"), [
-    ("kagent_model", "does not start with the name of one of this collection's roles"),
-    ("ollama_flux_no_such_variable", "not a variable of the ollama_flux role"),
-    ("inference_check_model", "is a template"),
-])
-def test_role_default_refuses(variable, message):
-    with pytest.raises(RoleDefaultError, match=message):
-        role_default(variable, ROOT)
-
-
-@pytest.mark.parametrize(("published", "model", "cpu_limit", "alignment", "expected"), [
-    ("qwen2.5:72b-t2", "qwen2.5:72b", "4", "auto", "qwen2.5:72b-t2"),  # the deployment's own name wins
-    (None, "qwen2.5:72b", "2000m", "auto", "qwen2.5:72b-t2"),
-    (None, "qwen2.5:72b", None, None, "qwen2.5:72b-t1"),  # ollama_flux's defaults: 1000m, auto
-    (None, "qwen2.5:72b", "2", "off", "qwen2.5:72b"),
-    (None, None, "2", "auto", ""),  # no model named: the role stops and says so
-])
-def test_deployment_served_model(published, model, cpu_limit, alignment, expected):
-    assert deployment_served_model(published, model=model, cpu_limit=cpu_limit, alignment=alignment) == expected
-
-
-def test_deployment_served_model_refuses_a_bad_alignment():
-    from ansible.errors import AnsibleFilterError
-
-    with pytest.raises(AnsibleFilterError, match="deployment_served_model: thread alignment 'never'"):
-        deployment_served_model(None, model="qwen2.5:72b", cpu_limit="2", alignment="never")

@@ -12,7 +12,7 @@ import pytest
 
 from tools import ggml_cpu_variant as gv
 
-SAMPLES = Path(__file__).resolve().parents[1] / "node_tuning" / "samples"
+SAMPLES = Path(__file__).resolve().parents[1] / "node_samples"
 
 AVX512 = ["-mavx512f", "-mavx512cd", "-mavx512vl", "-mavx512dq", "-mavx512bw"]
 HASWELL = ["-msse4.2", "-mf16c", "-mfma", "-mbmi2", "-mavx", "-mavx2"]

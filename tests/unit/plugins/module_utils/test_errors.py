@@ -79,8 +79,8 @@ def test_subject_fields_are_attributes_and_details():
     assert BundleError("x").kind == "invalid" and gguf_header.GGUFError("x").kind == "corrupt"
 
 
-MODULES = sorted((Path(__file__).resolve().parents[2] / "plugins" / "modules").glob("*.py"))
-SAMPLES = Path(__file__).resolve().parent / "node_tuning" / "samples"
+MODULES = sorted((Path(__file__).resolve().parents[4] / "plugins" / "modules").glob("*.py"))
+SAMPLES = Path(__file__).resolve().parents[2] / "node_samples"
 
 
 def exit_calls(source):

@@ -13,7 +13,7 @@ import yaml
 
 from ansible_collections.aiplatform.ollama.plugins.module_utils.ollama_api import OLLAMA_COMMON_ARGS
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 SHARED = "OLLAMA_COMMON_ARGS"
 
 

@@ -1,7 +1,7 @@
 # Copyright (c) aiplatform.ollama contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Recorded /proc and /sys trees of several CPU families."""
+"""Recorded /proc and /sys trees of several CPU families (tests/unit/node_samples), for the node profile tests."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 
 from ansible_collections.aiplatform.ollama.plugins.module_utils.node_profile import NODE_ROOT_ENV
 
-SAMPLES = os.path.join(os.path.dirname(__file__), "samples")
+SAMPLES = os.path.join(os.path.dirname(os.path.dirname(__file__)), "node_samples")
 
 
 @pytest.fixture

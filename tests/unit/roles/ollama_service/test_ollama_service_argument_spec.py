@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-ROLE = Path(__file__).resolve().parents[3] / "roles" / "ollama_service"
+ROLE = Path(__file__).resolve().parents[4] / "roles" / "ollama_service"
 SPEC = yaml.safe_load((ROLE / "meta" / "argument_specs.yml").read_text())["argument_specs"]["main"]["options"]
 DEFAULTS = yaml.safe_load((ROLE / "defaults" / "main.yml").read_text())
 

@@ -157,7 +157,7 @@ def test_the_baremetal_inventory_renders_and_refuses_its_url_until_the_checksum_
 
     from ansible_collections.aiplatform.ollama.plugins.filter.service_release import service_release
 
-    root = Path(__file__).resolve().parents[3]
+    root = Path(__file__).resolve().parents[4]
     inventory = yaml.safe_load((root / "inventories" / "baremetal" / "group_vars" / "ollama_service.yml").read_text())
     defaults = yaml.safe_load((root / "roles" / "ollama_service" / "defaults" / "main.yml").read_text())
     values = {**defaults, **inventory}

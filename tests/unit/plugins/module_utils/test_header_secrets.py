@@ -22,7 +22,7 @@ from ansible_collections.aiplatform.ollama.plugins.module_utils.header_secrets i
 from ansible_collections.aiplatform.ollama.plugins.module_utils.ollama_api import OLLAMA_COMMON_ARGS, OllamaClient
 from ansible_collections.aiplatform.ollama.plugins.module_utils.ollama_http import check_headers
 
-ROOT = Path(__file__).resolve().parents[3]
+ROOT = Path(__file__).resolve().parents[4]
 SECRET = "s3cr3t-token"
 
 
