@@ -51,7 +51,7 @@ from tests.services.registry import Registry
 
 REQUESTS = 4
 ROUNDS = 5
-# long enough that generating dominates a request (as in test_ollama_concurrency_real)
+# long enough that generating dominates a request (as in test_ollama_concurrency)
 MAX_TOKENS = 256
 PROMPT = "Say hello to the world."
 TIMEOUT = 300

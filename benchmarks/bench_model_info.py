@@ -14,7 +14,7 @@ over blob size.
 
 The sizing figures compare the module's prediction with what a real Ollama 0.18.3 shows once it has
 pulled and loaded the model and processed a prompt longer than the context (so that the context and
-a full batch are in use), measured as tests/integration/ollama_modules/test_ollama_model_info_real.py
+a full batch are in use), measured as tests/integration/ollama_modules/test_ollama_model_info_registry_and_store.py
 measures it: /api/ps `size` against `memory.ollama_ps_bytes`, and the runner's peak RSS plus the
 server's RSS against `memory.total_bytes`. sizing_error_pct is the worse of the two, in percent of
 the measured figure. The context is 256 tokens, the smallest llama.cpp does not pad (it rounds the

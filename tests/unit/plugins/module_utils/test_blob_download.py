@@ -3,7 +3,7 @@ resuming, the fallback to one stream, the connection limits, verification.
 
 The bytes come from BytesSource, which serves a blob from memory through the same source interface the
 registry's (ollama_registry.RegistryBlobSource) implements; the real registry and CDN are in
-tests/integration/model_cache/test_store_parallel_real.py. Two failures that cannot be caused for real here are
+tests/integration/model_cache/test_store_parallel.py. Two failures that cannot be caused for real here are
 stood in for and named so: a connection that breaks (BreakingSource) and a crash that lost written data.
 """
 

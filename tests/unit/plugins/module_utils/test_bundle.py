@@ -407,7 +407,7 @@ def test_a_negative_lock_timeout_is_refused_before_anything_is_written(tmp_path,
 
 
 # -- export straight from the registry: what is refused before any request -------------------------
-# (the export itself runs against a real registry in tests/integration/model_cache/test_bundle_real.py)
+# (the export itself runs against a real registry in tests/integration/model_cache/test_bundle_roundtrip.py)
 
 
 def test_a_registry_login_for_models_of_two_registries_is_refused_before_any_request(tmp_path):

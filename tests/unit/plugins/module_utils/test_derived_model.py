@@ -3,7 +3,7 @@ number and name formats, the parameter merge, and every failure named before any
 
 The expected strings of Go's encoder and of format.HumanNumber are what Go 1.26's encoding/json and
 Ollama 0.18.3's function print for the same inputs; the whole derivation is compared with the real
-`ollama create` in tests/integration/model_cache/test_store_served_model_real.py.
+`ollama create` in tests/integration/model_cache/test_store_served_model.py.
 """
 
 from __future__ import annotations

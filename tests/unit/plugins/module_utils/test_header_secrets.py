@@ -1,6 +1,6 @@
 """Which headers carry credentials, and that a module's output never holds their values: AnsibleModule's own
 masking (no_log values) on its real exit, failure and syslog paths, no server involved. The integration test
-(test_header_secrets_real.py) runs the modules through ansible-playbook -vvv against a real gateway."""
+(test_header_secrets_gateway.py) runs the modules through ansible-playbook -vvv against a real gateway."""
 
 from __future__ import annotations
 

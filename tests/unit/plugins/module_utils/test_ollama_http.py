@@ -1,5 +1,5 @@
 """What counts as the same origin when a redirect decides whether credentials go along, and how URLs
-appear in messages. The integration tests (test_registry_credentials_real.py) cover the redirects
+appear in messages. The integration tests (test_registry_credentials.py) cover the redirects
 themselves against a real nginx; these are the cases a local server cannot show, such as default ports."""
 
 from __future__ import annotations

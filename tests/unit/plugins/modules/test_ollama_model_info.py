@@ -1,7 +1,7 @@
 """ollama_model_info reading a model store directory laid out as Ollama lays it out, and its errors.
 
 The store is written with the collection's own store writer; the store a real Ollama pulled into is
-the integration suite's (tests/integration/ollama_modules/test_ollama_model_info_real.py).
+the integration suite's (tests/integration/ollama_modules/test_ollama_model_info_registry_and_store.py).
 """
 
 from __future__ import annotations

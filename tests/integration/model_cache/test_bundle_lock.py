@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.model_cache.test_store_parallel_real import SeederProcess, model_layer, progress_file
+from tests.integration.model_cache.test_store_parallel import SeederProcess, model_layer, progress_file
 from tests.module_runner import run_module
 from tests.playbook import link_work_tree
 from tests.services.nginx import RegistryFront

@@ -16,7 +16,7 @@ LINE = r"\d+\.\d% .*B / .*iB at .*/s, ETA .* \((checking )?blob \d/\d sha256:"
 
 @pytest.fixture(scope="module")
 def large_store(registry, model_factory, tmp_path_factory):
-    # the model and name test_store_model_playbook_real publishes: the registry already holds it then
+    # the model and name test_store_model_playbook publishes: the registry already holds it then
     published = registry.push_model(model_factory.large(512, seed=5), name="itest/seedprogress", tag="v1")
     store = tmp_path_factory.mktemp("bundle-progress") / "models"
     seeded = run_module("ollama_store_model", dict(name=published.ref, path=str(store), insecure=True,
