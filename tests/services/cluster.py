@@ -360,7 +360,9 @@ class Cluster(Service):
             f"--authorization-kubeconfig={kc}", "--bind-address=127.0.0.1", f"--secure-port={free_port()}",
             "--leader-elect=false", "--controllers=*", f"--service-account-private-key-file={p / 'sa.key'}",
             f"--root-ca-file={p / 'ca.crt'}", "--cluster-cidr=10.244.0.0/16",
-            f"--service-cluster-ip-range={SERVICE_CIDR}", "--use-service-account-credentials=false", "-v=1"])
+            f"--service-cluster-ip-range={SERVICE_CIDR}", "--use-service-account-credentials=false",
+            # its default, /usr/libexec/kubernetes/..., is a host path it would create and leave behind
+            f"--flex-volume-plugin-dir={self.workdir / 'flexvolume'}", "-v=1"])
         self._spawn("kube-scheduler", [
             bin_dir() / "kube-scheduler", f"--kubeconfig={kc}", f"--authentication-kubeconfig={kc}",
             f"--authorization-kubeconfig={kc}", "--bind-address=127.0.0.1", f"--secure-port={free_port()}",

@@ -103,6 +103,14 @@ class HostState:
             sysctls=tuple(sorted(sysctls().items())),
         )
 
+    def to_json(self) -> dict:
+        return {item.name: sorted(getattr(self, item.name)) for item in fields(self)}
+
+    @classmethod
+    def from_json(cls, data: dict) -> HostState:
+        return cls(**{item.name: tuple(tuple(pair) for pair in data[item.name]) if item.name == "sysctls"
+                      else frozenset(data[item.name]) for item in fields(cls)})
+
     def differences(self, after: HostState) -> list[str]:
         """What after has that self had not ('+ ...') and the reverse ('- ...'), per kind."""
         found = []

@@ -13,7 +13,9 @@ driver) and the pods' subnet on its own bridge; nothing is routed off the machin
 forwards nowhere. It changes host network state while it runs (links, nftables, the kubelet's
 iptables chains, ip_forward) and restores what it found when it stops: `RealNode.restore_host`
 compares the host with what host_state.HostState captured before the node started, and raises on a
-difference.
+difference. A node whose owner is killed before it stops (a CI job's timeout, a session that ends
+mid-run) cannot restore anything itself: it leaves OWNER_RECORD, the state it found and where it
+lived, and the next node to start restores the host from it (`recover_abandoned_node`).
 
 Two things this machine kind needs, and a real node elsewhere would not:
 - the kernel lacks CAP_SYS_RESOURCE in the bounding set, so no process may lower its oom_score_adj:
@@ -67,6 +69,9 @@ NODE_BINARIES = ("kubelet", "kube-proxy", "containerd", "ctr", "containerd-shim-
                  "cni/host-local", "cni/loopback", "coredns", "kube-network-policies", "pause", "busybox")
 IMAGES = ("ollama", "tools", "gateway", "coredns", "kube-network-policies", "pause")
 RUNC = "/usr/sbin/runc"
+# who runs the node, what the host was before it started, where the node lives: written before the
+# node changes anything, removed once the host is restored
+OWNER_RECORD = Path(tempfile.gettempdir()) / "aipo-real-node.json"
 
 
 def images_dir(cache: Path) -> Path:
@@ -115,17 +120,30 @@ class RealNode:
         self.ready_seconds = 0.0
         self.kubelet_ready_seconds = 0.0
 
+    @classmethod
+    def abandoned(cls, record: dict) -> RealNode:
+        """The node an OWNER_RECORD describes, with what its stop needs: no cluster, nothing to start."""
+        node = cls.__new__(cls)
+        node.workdir, node.socket_dir = Path(record["workdir"]), Path(record["socket_dir"])
+        node.socket = node.socket_dir / "containerd.sock"
+        node.before = HostState.from_json(record["before"])
+        node.leftovers = []
+        return node
+
     # ---- host network -------------------------------------------------------------------------
     def claim_address(self, stack: contextlib.ExitStack) -> None:
         """Capture the host, then put NODE_IP on a veth of the node's own; the restore runs last."""
+        recover_abandoned_node()
         self.before = HostState.capture()
         if NODE_LINK in self.before.links or BRIDGE in self.before.links:
-            raise ServiceError(f"the host already has a link {NODE_LINK} or {BRIDGE}: another test cluster with a "
-                               "real node is running, or one was killed before it cleaned up (ip link del them)")
-        stack.callback(self.restore_host)
+            raise ServiceError(f"the host already has a link {NODE_LINK} or {BRIDGE}, and no record of the node "
+                               f"that made it ({OWNER_RECORD}): remove them (ip link del) and what else that node "
+                               "left (tests/services/real_node.py, restore_host, lists it)")
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.socket_dir = Path(tempfile.mkdtemp(prefix="aipo-"))
         self.socket = self.socket_dir / "containerd.sock"
+        _write_owner_record(self)
+        stack.callback(self.restore_host)
         _run(["ip", "link", "add", NODE_LINK, "type", "veth", "peer", "name", f"{NODE_LINK}-p"])
         _run(["ip", "link", "set", NODE_LINK, "up"])
         _run(["ip", "link", "set", f"{NODE_LINK}-p", "up"])
@@ -345,6 +363,7 @@ class RealNode:
         self.leftovers = before.differences(HostState.capture())
         if self.leftovers:
             raise ServiceError("the real node left host state behind:\n  " + "\n  ".join(self.leftovers))
+        OWNER_RECORD.unlink(missing_ok=True)
 
     @staticmethod
     def _kill_cgroup_members(before: HostState) -> None:
@@ -380,6 +399,70 @@ class RealNode:
                 _, table, chain = entry.split("/", 2)
                 _run([tool, "-t", table, "-F", chain.removeprefix("chain ")], check=False)
                 _run([tool, "-t", table, "-X", chain.removeprefix("chain ")], check=False)
+
+
+def _process_start(pid: int) -> str | None:
+    """The start time of a live process (/proc/<pid>/stat field 22), which a reused PID does not share."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[1].split()[19]
+
+
+def _write_owner_record(node: RealNode) -> None:
+    record = {"pid": os.getpid(), "started": _process_start(os.getpid()), "workdir": str(node.workdir),
+              "cluster_workdir": str(node.cluster.workdir), "socket_dir": str(node.socket_dir),
+              "before": node.before.to_json()}
+    partial = OWNER_RECORD.with_suffix(".partial")
+    partial.write_text(json.dumps(record))
+    partial.replace(OWNER_RECORD)
+
+
+def recover_abandoned_node() -> bool:
+    """Restore the host a node left when its owner was killed; False when there was none.
+
+    Its owner's children outlive it (each runs in a session of its own): every process whose command
+    line names the node's cluster directory or containerd's socket directory is killed first, then
+    the node's stop runs as if its owner had run it. Raises when the owner still runs: two real nodes
+    cannot share the host's links."""
+    try:
+        record = json.loads(OWNER_RECORD.read_text())
+    except FileNotFoundError:
+        return False
+    if _process_start(record["pid"]) == record["started"]:
+        raise ServiceError(f"another test cluster with a real node is running (pid {record['pid']}, "
+                           f"{record['workdir']}): wait for it to stop, or stop it, then run again")
+    _kill_processes_naming(record["cluster_workdir"], record["socket_dir"])
+    node = RealNode.abandoned(record)
+    node._kill_shims_and_unmount()
+    try:
+        node.restore_host()
+    except ServiceError as exc:
+        raise ServiceError(f"restoring the host a killed real node left ({OWNER_RECORD}): {exc}") from None
+    return True
+
+
+def _kill_processes_naming(*paths: str) -> None:
+    """SIGKILL every process whose command line names one of paths, and wait until they are gone."""
+    needles = [path.encode() for path in paths]
+
+    def naming() -> set[int]:
+        found = set()
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            with contextlib.suppress(OSError):
+                if int(pid) != os.getpid() and any(n in Path(f"/proc/{pid}/cmdline").read_bytes() for n in needles):
+                    found.add(int(pid))
+        return found
+
+    deadline = time.monotonic() + 20
+    while (pids := naming()) and time.monotonic() < deadline:
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, 9)
+        time.sleep(0.2)
+    if pids:
+        raise ServiceError(f"processes of an abandoned real node outlived SIGKILL: {sorted(pids)}")
 
 
 def _remove_cgroup(path: Path) -> None:

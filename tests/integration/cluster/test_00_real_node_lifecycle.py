@@ -1,17 +1,31 @@
 """The test cluster's real node changes host network state while it runs, and leaves the host as it
 found it when it stops: links, addresses, routes, nftables tables, iptables chains, sysctls, mounts,
-the kubelet's and containerd's fixed paths and cgroups (tests/services/host_state.py).
+the kubelet's and containerd's fixed paths and cgroups (tests/services/host_state.py). A node whose
+owner is killed leaves it to the next node's start, which restores it from the node's owner record.
 
-It starts a cluster of its own, so it runs first (the file name), before the session's cluster,
+These start clusters of their own, so they run first (the file name), before the session's cluster,
 which has the node too: two real nodes cannot run at once on one host.
 """
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import PROJECT_ROOT
 from tests.integration.real_node.conftest import namespace, tools_pod, wait_pod_ready
 from tests.services import real_node
 from tests.services.cluster import Cluster
-from tests.services.host_state import HostState
+from tests.services.host_state import FIXED_PATHS, HostState
+from tests.services.process import ServiceError
 
 
 def test_the_real_node_runs_a_pod_and_restores_the_host_when_it_stops(tmp_path):
@@ -29,6 +43,76 @@ def test_the_real_node_runs_a_pod_and_restores_the_host_when_it_stops(tmp_path):
         assert "table ip kube-proxy" in during.nft_tables
         assert "table inet kube-network-policies" in during.nft_tables
         assert before.differences(during)
+        assert real_node.OWNER_RECORD.exists()
 
     assert node.leftovers == []
     assert before.differences(HostState.capture()) == []
+    assert not real_node.OWNER_RECORD.exists()
+
+
+def _names_a_path(path: str) -> list[int]:
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            if path.encode() in Path(f"/proc/{pid}/cmdline").read_bytes():
+                found.append(int(pid))
+        except OSError:
+            pass
+    return found
+
+
+def test_a_node_whose_owner_is_killed_is_restored_by_the_next_start():
+    """A CI job's timeout kills the test process, not the node's processes (each runs in a session of
+    its own): kubelet, containerd and the pods keep the host's links and rules. The next start finds the
+    owner record, kills what names the dead node's directories and restores the host it recorded."""
+    before = HostState.capture()
+    owner = subprocess.Popen([sys.executable, "-m", "tests.services.cluster", "up", "--real-node"],
+                             cwd=PROJECT_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    output: list[str] = []
+    ready = threading.Event()
+
+    def read() -> None:
+        for line in owner.stdout:
+            output.append(line)
+            if "cluster ready" in line:
+                ready.set()
+
+    threading.Thread(target=read, daemon=True).start()
+    record = {}
+    try:
+        assert ready.wait(timeout=300) and owner.poll() is None, "".join(output)
+        record = json.loads(real_node.OWNER_RECORD.read_text())
+        assert record["pid"] == owner.pid
+        # while its owner runs, no other start may take the node's links over
+        with pytest.raises(ServiceError, match=f"another test cluster with a real node is running \\(pid {owner.pid}"):
+            real_node.recover_abandoned_node()
+
+        owner.send_signal(signal.SIGKILL)
+        owner.wait(timeout=30)
+        left = HostState.capture()
+        assert {real_node.NODE_LINK, real_node.BRIDGE} <= left.links
+        assert _names_a_path(record["workdir"]), "the node's processes should outlive their owner"
+
+        assert real_node.recover_abandoned_node() is True
+    finally:
+        if owner.poll() is None:
+            owner.kill()
+            owner.wait()
+        if record:
+            shutil.rmtree(record["cluster_workdir"], ignore_errors=True)
+
+    assert before.differences(HostState.capture()) == []
+    assert _names_a_path(record["workdir"]) == []
+    assert _names_a_path(record["socket_dir"]) == []
+    assert not real_node.OWNER_RECORD.exists()
+    assert real_node.recover_abandoned_node() is False
+
+
+def test_a_cluster_without_a_real_node_creates_no_host_path(tmp_path):
+    """kube-controller-manager probes its flex volume directory at start, creating it if missing: the
+    cluster points it into its own work directory, not at /usr/libexec/kubernetes."""
+    before = {path for path in FIXED_PATHS if os.path.lexists(path)}
+
+    with Cluster.start(tmp_path / "cluster") as cluster:
+        assert (cluster.workdir / "flexvolume").is_dir()
+        assert {path for path in FIXED_PATHS if os.path.lexists(path)} == before
