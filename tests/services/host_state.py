@@ -5,13 +5,15 @@ while it runs: links and addresses, routes, nftables tables, the kubelet's iptab
 sysctls such as ip_forward, mounts under its work directory, a few fixed paths of containerd and the
 kubelet, and the kubelet's cgroups. It must leave all of it as it found it. `HostState.capture()`
 reads each of these; `before.differences(after)` names what differs, and is what the node's stop
-checks and a test asserts is empty.
+checks and a test asserts is empty. The mounts in podman's storage are podman's (the containers of a
+molecule scenario, which may run beside the node), not the node's: they are left out.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -62,9 +64,19 @@ def links() -> set[str]:
     return {line.split(":")[1].strip().split("@")[0] for line in _lines(["ip", "-o", "link", "show"])}
 
 
+def podman_storage() -> tuple[str, ...]:
+    """podman's graph and run roots, as podman resolves them (none without podman): the shm mount of
+    each running container lives there, and a molecule scenario may run beside the node."""
+    roots = _lines(["podman", "info", "--format", "{{.Store.GraphRoot}}\n{{.Store.RunRoot}}"]) if shutil.which(
+        "podman") else []
+    return tuple(root.rstrip("/") + "/" for root in roots if root.strip())
+
+
 def mounts() -> list[str]:
-    """Every mount point of this process's mount namespace."""
-    return [line.split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines()]
+    """Every mount point of this process's mount namespace but those in podman's storage."""
+    podman = podman_storage()
+    points = [line.split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines()]
+    return [point for point in points if not point.startswith(podman)]
 
 
 def cgroups() -> set[str]:

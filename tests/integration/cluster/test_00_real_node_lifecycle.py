@@ -116,3 +116,20 @@ def test_a_cluster_without_a_real_node_creates_no_host_path(tmp_path):
     with Cluster.start(tmp_path / "cluster") as cluster:
         assert (cluster.workdir / "flexvolume").is_dir()
         assert {path for path in FIXED_PATHS if os.path.lexists(path)} == before
+
+
+def test_a_container_of_a_molecule_scenario_beside_the_node_is_not_host_state():
+    """molecule runs beside the cluster session (make test): its containers, with the host's network
+    or none, show on the host as one shm mount each in podman's storage, which the capture leaves out."""
+    before = HostState.capture()
+    name = "aipo-host-state-probe"
+    started = subprocess.run(["podman", "run", "-d", "--name", name, "--network=none", "--systemd=always",
+                              os.environ["MOLECULE_IMAGE"], "/sbin/init"], capture_output=True, text=True)
+    try:
+        assert started.returncode == 0, started.stderr
+        container = started.stdout.strip()
+        assert any(container in line for line in Path("/proc/self/mountinfo").read_text().splitlines())
+        assert before.differences(HostState.capture()) == []
+    finally:
+        subprocess.run(["podman", "rm", "--force", "--time", "0", name], capture_output=True)
+    assert before.differences(HostState.capture()) == []
