@@ -19,7 +19,9 @@ description:
     C(aiplatform.ollama.node_tuning) role, from the node's profile and the outcome of the area's tasks.
   - The setting itself is always persisted; a live apply that cannot happen here (in a container, without
     cpufreq, on a read-only sysfs, without kubelet) is skipped and the reason says so.
-  - V(swap) takes O(live_ok), O(container_reason), O(swap_active), O(check_mode), O(swapoff_rc) and O(swapoff_stderr);
+  - V(sysctl) takes O(wanted), O(live_ok), O(container_reason), O(sysctl) and O(check_mode), and its C(live) is
+    a status per key;
+    V(swap) takes O(live_ok), O(container_reason), O(swap_active), O(check_mode), O(swapoff_rc) and O(swapoff_stderr);
     V(cpu_governor) O(requested), O(live_ok), O(container_reason), O(cpufreq), O(governor) and O(check_mode);
     V(thp) O(mode), O(live_ok), O(container_reason), O(thp) and O(check_mode);
     V(kubelet) O(file_changed), O(restart_ok), O(check_mode), O(unit_status), O(config_dir) and O(state_dir).
@@ -28,8 +30,14 @@ options:
   _input:
     description: The area.
     type: str
-    choices: [swap, cpu_governor, thp, kubelet]
+    choices: [sysctl, swap, cpu_governor, thp, kubelet]
     required: true
+  wanted:
+    description: The kernel settings to apply, key to value (C(node_tuning_sysctl) and the role's own).
+    type: dict
+  sysctl:
+    description: The profile's C(sysctl), key to C(exists), C(writable) and C(value).
+    type: dict
   live_ok:
     description: Whether settings can be applied live on this host (not in a container).
     type: bool
@@ -91,7 +99,8 @@ EXAMPLES = r"""
 RETURN = r"""
 _value:
   description:
-    - C(live) is what happened now, for example V(applied), V(unchanged), or C(skipped) and the reason.
+    - C(live) is what happened now, for example V(applied), V(unchanged), or C(skipped) and the reason; for
+      V(sysctl), that status for each key.
     - C(reason) is why it did not take effect, or what is left to do; empty when nothing.
   type: dict
 """

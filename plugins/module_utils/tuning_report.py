@@ -9,7 +9,8 @@ said so, never silently left out."""
 
 from __future__ import annotations
 
-AREAS = ("swap", "cpu_governor", "thp", "kubelet")
+GIB = 1024 ** 3
+AREAS = ("sysctl", "swap", "cpu_governor", "thp", "kubelet")
 
 
 class TuningReportError(ValueError):
@@ -25,6 +26,26 @@ def _opt_in_live(requested, reason, unchanged, check_mode, not_requested):
     if unchanged:
         return "unchanged"
     return "would apply" if check_mode else "applied"
+
+
+def sysctl_report(wanted, live_ok, container_reason, sysctl, check_mode):
+    """Each kernel setting now, key by key (the drop-in file holds them all for the next boot): skipped
+    in a container, on a kernel without the key or a read-only /proc/sys, else whether it moved.
+    `sysctl` is the profile's: key -> exists, writable, value."""
+    live = {}
+    for key, value in wanted.items():
+        now = sysctl.get(key) or {}
+        if not live_ok:
+            live[key] = f"skipped: {container_reason}"
+        elif not now.get("exists"):
+            live[key] = f"skipped: /proc/sys/{key.replace('.', '/')} does not exist on this kernel"
+        elif not now.get("writable"):
+            live[key] = "skipped: /proc/sys is read-only here; systemd-sysctl applies the file at boot"
+        elif now.get("value") == str(value):
+            live[key] = "unchanged"
+        else:
+            live[key] = f"{'would apply' if check_mode else 'applied'}: {now.get('value')} -> {value}"
+    return {"live": live, "reason": ""}
 
 
 def swap_report(live_ok, container_reason, swap_active, check_mode, swapoff_rc=None, swapoff_stderr=""):
@@ -98,7 +119,35 @@ def kubelet_report(file_changed, restart_ok, check_mode, unit_status, config_dir
     return {"live": live, "reason": reason}
 
 
-_REPORTS = {"swap": swap_report, "cpu_governor": cpu_governor_report, "thp": thp_report,
+def profile_summary(profile, container="", pod_cpu_limit=""):
+    """The node's profile as node_tuning prints it: CPU, memory and platform, num_thread, bandwidth."""
+    isa = " ".join(name for name, present in profile["isa"].items() if present) or "baseline"
+    if container:
+        platform = f"container {container}"
+    elif profile["virtualization"].get("vm"):
+        platform = f"VM {profile['virtualization']['vm']}"
+    else:
+        platform = "bare metal"
+    cpufreq = profile["cpufreq"].get("driver") if profile["cpufreq"].get("available") else "absent"
+    bandwidth, status = profile.get("memory_bandwidth"), profile["memory_bandwidth_status"]
+    if bandwidth:
+        source = status["source"] if status["source"] == "measured" else f"{status['source']}: {status['reason']}"
+        measured = (f"memory bandwidth {bandwidth['gb_per_s']} GB/s (STREAM copy, best of {bandwidth['repetitions']}, "
+                    f"{bandwidth['workers']} worker(s) on CPUs {','.join(map(str, bandwidth['cpus']))}; {source})")
+    else:
+        measured = f"memory bandwidth not measured ({status['source']}: {status['reason']})"
+    return [
+        f"{profile['cpu_model']}: {profile['sockets']} socket(s), {profile['physical_cores']} physical cores, "
+        f"{profile['threads_per_core']} thread(s)/core, {profile['numa_nodes']} NUMA node(s), ISA {isa}",
+        f"memory {round(profile['memory_total_bytes'] / GIB, 1)} GiB, budget for the Ollama pod "
+        f"{profile['memory_budget_gib']} GiB; swap {'on' if profile['swap_active'] else 'off'}; cpufreq {cpufreq}; "
+        f"THP {profile['thp'].get('enabled')}; {platform}",
+        f"num_thread {profile['recommended_num_thread']} for CPU limit {pod_cpu_limit or 'unset (one NUMA node)'}",
+        measured,
+    ]
+
+
+_REPORTS = {"sysctl": sysctl_report, "swap": swap_report, "cpu_governor": cpu_governor_report, "thp": thp_report,
             "kubelet": kubelet_report}
 
 

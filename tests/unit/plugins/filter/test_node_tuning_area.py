@@ -93,7 +93,33 @@ def test_kubelet(changed, restart_ok, check_mode, status, live, reason):
 
 
 def test_an_unknown_area_or_fact_is_named():
-    with pytest.raises(AnsibleFilterError, match="node_tuning area 'zram' is not one of swap, cpu_governor"):
+    with pytest.raises(AnsibleFilterError, match="node_tuning area 'zram' is not one of sysctl, swap, cpu_governor"):
         area("zram")
     with pytest.raises(AnsibleFilterError, match="node_tuning area thp: .*'governor'"):
         area("thp", mode="", live_ok=True, container_reason="", thp=THP, check_mode=False, governor="performance")
+
+
+SYSCTL = {"vm.swappiness": {"exists": True, "writable": True, "value": "60"},
+          "vm.max_map_count": {"exists": True, "writable": True, "value": "1048576"},
+          "kernel.numa_balancing": {"exists": False, "writable": False, "value": None},
+          "vm.overcommit_memory": {"exists": True, "writable": False, "value": "0"}}
+
+
+@pytest.mark.parametrize(("check_mode", "applied"), [(False, "applied: 60 -> 1"), (True, "would apply: 60 -> 1")])
+def test_sysctl_says_for_each_key_what_happened_now(check_mode, applied):
+    wanted = {"vm.swappiness": 1, "vm.max_map_count": 1048576, "kernel.numa_balancing": 0, "vm.overcommit_memory": 1,
+              "vm.dirty_ratio": 10}
+    report = area("sysctl", wanted=wanted, live_ok=True, container_reason="", sysctl=SYSCTL, check_mode=check_mode)
+    assert report == {"reason": "", "live": {
+        "vm.swappiness": applied,
+        "vm.max_map_count": "unchanged",
+        "kernel.numa_balancing": "skipped: /proc/sys/kernel/numa_balancing does not exist on this kernel",
+        "vm.overcommit_memory": "skipped: /proc/sys is read-only here; systemd-sysctl applies the file at boot",
+        # a key the profile did not read is one this kernel does not have
+        "vm.dirty_ratio": "skipped: /proc/sys/vm/dirty_ratio does not exist on this kernel"}}
+
+
+def test_sysctl_in_a_container_skips_every_key_with_the_reason():
+    report = area("sysctl", wanted={"vm.swappiness": 1}, live_ok=False, container_reason=IN_CONTAINER, sysctl=SYSCTL,
+                  check_mode=False)
+    assert report == {"live": {"vm.swappiness": f"skipped: {IN_CONTAINER}"}, "reason": ""}
