@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import datetime
+import importlib.util
 import json
 import random
 from collections.abc import Mapping, Sequence
@@ -317,17 +318,42 @@ def test_subclasses_and_abstract_containers_are_written_as_plain_data():
     assert "!!" not in text and "script: |" in text and '- "${OLLAMA_MODEL}"' in text
 
 
-def test_ansible_tagged_values_are_written_as_plain_data():
-    # data tagging is new in ansible-core 2.19: on the oldest core claimed only this test cannot run
-    Origin = pytest.importorskip("ansible._internal._datatag._tags").Origin  # noqa: N806
-    AnsibleTaggedObject = pytest.importorskip("ansible.module_utils._internal._datatag").AnsibleTaggedObject  # noqa: N806
-    origin = Origin(path="/inventory/group_vars/all.yml", line_num=3)
-    obj = origin.tag({
-        origin.tag("script"): origin.tag(SCRIPT),
-        "version": origin.tag("${OLLAMA_CHART_VERSION}"),
-        "list": origin.tag([origin.tag("a"), origin.tag(1), origin.tag(1.5), origin.tag((origin.tag("t"),))]),
-    })
-    assert isinstance(obj, AnsibleTaggedObject) and isinstance(obj["script"], AnsibleTaggedObject)
+def ansible_typed(value):
+    """value in the types the running ansible-core hands a filter: tagged values (data tagging, new in 2.19), else
+    the YAML objects and unsafe text of the older cores; -> (the typed value, the base type they share)."""
+    if importlib.util.find_spec("ansible._internal") is not None:
+        from ansible._internal._datatag._tags import Origin
+        from ansible.module_utils._internal._datatag import AnsibleTaggedObject
+
+        origin = Origin(path="/inventory/group_vars/all.yml", line_num=3)
+
+        def tag(item):
+            if isinstance(item, dict):
+                return origin.tag({tag(k): tag(v) for k, v in item.items()})
+            if isinstance(item, (list, tuple)):
+                return origin.tag(type(item)(tag(v) for v in item))
+            return origin.tag(item)
+
+        return tag(value), AnsibleTaggedObject
+    from ansible.parsing.yaml.objects import AnsibleBaseYAMLObject, AnsibleMapping, AnsibleSequence, AnsibleUnicode
+    from ansible.utils.unsafe_proxy import AnsibleUnsafeText
+
+    def old(item):
+        if isinstance(item, dict):
+            return AnsibleMapping({AnsibleUnicode(k): old(v) for k, v in item.items()})
+        if isinstance(item, list):
+            return AnsibleSequence(old(v) for v in item)
+        if isinstance(item, tuple):
+            return tuple(old(v) for v in item)
+        return AnsibleUnsafeText(item) if isinstance(item, str) else item
+
+    return old(value), (AnsibleBaseYAMLObject, AnsibleUnsafeText)
+
+
+def test_ansible_typed_values_are_written_as_plain_data():
+    obj, ansible_type = ansible_typed({"script": SCRIPT, "version": "${OLLAMA_CHART_VERSION}",
+                                      "list": ["a", 1, 1.5, ("t",)]})
+    assert isinstance(obj, ansible_type) and isinstance(obj["script"], ansible_type)
     plain = plain_data(obj)
     assert type(plain) is dict and type(plain["script"]) is str and type(plain["list"][1]) is int
     assert type(next(iter(plain))) is str and type(plain["list"][3]) is list
