@@ -13,7 +13,15 @@ from pathlib import Path
 
 def main(argv: list[str]) -> int:
     here = Path(__file__).resolve().parent
-    names = argv or sorted(p.stem for p in here.glob("bench_*.py"))
+    known = sorted(p.stem for p in here.glob("bench_*.py"))
+    if any(arg in ("-h", "--help") for arg in argv):
+        print(f"usage: python -m benchmarks [NAME ...]\n\n{__doc__.strip()}\n\nNAME: {', '.join(known)}")
+        return 0
+    unknown = [name for name in argv if name not in known]
+    if unknown:
+        print(f"no benchmark {', '.join(unknown)}: the benchmarks are {', '.join(known)}", file=sys.stderr)
+        return 2
+    names = argv or known
     failed = 0
     for name in names:
         module = importlib.import_module(f"benchmarks.{name}")
