@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
+import urllib.request
 from pathlib import Path
 
 from .process import Service, free_port
@@ -67,6 +69,15 @@ class OllamaServer(Service):
         modelfile.write_text(f"FROM {base}\n" + "".join(f"PARAMETER {k} {v}\n" for k, v in parameters.items()))
         self.cli("create", name, "-f", str(modelfile))
         return name
+
+    def generate(self, model: str, timeout: float = 300) -> dict:
+        """A short, deterministic /api/generate of model (8 tokens, seed 1, temperature 0): its response."""
+        body = {"model": model, "prompt": "hello", "stream": False,
+                "options": {"num_predict": 8, "seed": 1, "temperature": 0}}
+        request = urllib.request.Request(self.url + "/api/generate", data=json.dumps(body).encode(),
+                                         headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return json.loads(response.read())
 
     def cli(self, *args: str, check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess:
         """Run the ollama CLI against this server."""

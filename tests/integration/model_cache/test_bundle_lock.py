@@ -10,17 +10,16 @@ size); leftovers of blobs the import does not write are left to their seeder.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import subprocess
 import sys
 import tarfile
 import time
-from pathlib import Path
 
 import pytest
 
+from tests.file_tree import tree
 from tests.integration.model_cache.test_store_parallel import SeederProcess, model_layer, progress_file
 from tests.module_runner import run_module
 from tests.playbook import link_work_tree
@@ -38,14 +37,6 @@ with OllamaStore(sys.argv[1]).lock(holder="a backup of the store"):
 
 def bundle_module(args: dict) -> dict:
     return run_module("ollama_bundle", args)
-
-
-def tree(root: Path) -> list:
-    out = []
-    for path in sorted(root.rglob("*")):
-        rel = str(path.relative_to(root))
-        out.append((rel, hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else "dir"))
-    return out
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,6 @@ must be left exactly as it was.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import tarfile
 import urllib.request
@@ -19,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.bundle_tars import members_of, write_tar
+from tests.file_tree import tree
 from tests.module_runner import run_module
 from tests.playbook import run_playbook
 from tests.services.ollama import OllamaServer
@@ -27,29 +27,6 @@ from tests.services.registry import MODEL_MEDIA_TYPE, Registry
 
 def bundle_module(args: dict, check_mode: bool = False) -> dict:
     return run_module("ollama_bundle", args, check_mode=check_mode)
-
-
-def tree(root: Path) -> list:
-    """Every entry under root with its type and content hash: what 'unchanged' compares."""
-    if not root.exists():
-        return []
-    out = []
-    for path in sorted(root.rglob("*")):
-        rel = str(path.relative_to(root))
-        if path.is_symlink() or not path.is_file():
-            out.append((rel, "link" if path.is_symlink() else "dir"))
-        else:
-            out.append((rel, hashlib.sha256(path.read_bytes()).hexdigest()))
-    return out
-
-
-def generate(server: OllamaServer, model: str) -> dict:
-    body = {"model": model, "prompt": "hello", "stream": False,
-            "options": {"num_predict": 8, "seed": 1, "temperature": 0}}
-    req = urllib.request.Request(server.url + "/api/generate", data=json.dumps(body).encode(),
-                                 headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=180) as resp:
-        return json.loads(resp.read())
 
 
 def listed(server: OllamaServer) -> dict:
@@ -109,7 +86,7 @@ def test_import_into_an_empty_store_then_ollama_generates(exported, tmp_path, ti
         models = listed(server)
         assert tiny_model.ref in models, sorted(models)
         assert "sha256:" + models[tiny_model.ref]["digest"] == exported["digest"]
-        assert generate(server, tiny_model.ref)["eval_count"] > 0
+        assert server.generate(tiny_model.ref)["eval_count"] > 0
     # the server's prune kept every blob: the store held no unreferenced or partial file
     assert tree(store) == imported
 
@@ -131,7 +108,7 @@ def test_push_into_an_empty_registry_then_ollama_pulls(exported, mirror, tmp_pat
     with OllamaServer.start(tmp_path) as server:
         server.cli("pull", "--insecure", name)
         assert "sha256:" + listed(server)[name]["digest"] == exported["digest"]
-        assert generate(server, name)["eval_count"] > 0
+        assert server.generate(name)["eval_count"] > 0
 
 
 def test_push_to_an_unreachable_registry_fails_clearly(exported):
@@ -306,7 +283,7 @@ def test_registry_export_imports_into_an_empty_store_then_ollama_generates(from_
         models = listed(server)
         assert tiny_model.ref in models, sorted(models)
         assert "sha256:" + models[tiny_model.ref]["digest"] == from_registry["first"]["models"][0]["digest"]
-        assert generate(server, tiny_model.ref)["eval_count"] > 0
+        assert server.generate(tiny_model.ref)["eval_count"] > 0
     assert tree(store) == files
 
 

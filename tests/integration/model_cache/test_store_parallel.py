@@ -57,15 +57,6 @@ def most_at_once(requests: list[dict]) -> int:
     return peak
 
 
-def generate(server: OllamaServer, model: str) -> dict:
-    body = {"model": model, "prompt": "hello", "stream": False,
-            "options": {"num_predict": 8, "seed": 1, "temperature": 0}}
-    req = urllib.request.Request(server.url + "/api/generate", data=json.dumps(body).encode(),
-                                 headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=300) as resp:
-        return json.loads(resp.read())
-
-
 class SeederProcess:
     """ollama_store_model in a Python process of its own, as Ansible runs a module."""
 
@@ -147,7 +138,7 @@ def test_real_ollama_runs_the_model_seeded_through_the_capped_cdn(seeded_capped,
         ref = capped.ref(large)
         assert ref in listed, f"{ref} not in {sorted(listed)}"
         assert "sha256:" + listed[ref]["digest"] == seeded_capped["result"]["digest"]
-        assert generate(server, ref)["eval_count"] > 0
+        assert server.generate(ref)["eval_count"] > 0
     # the server's start-up prune kept every blob: the store was complete and nothing else was in it
     assert set(files_under(seeded_capped["store"])) == expected_files(large, capped.host)
 

@@ -32,6 +32,7 @@ from ansible_collections.aiplatform.ollama.plugins.module_utils.model_ref import
 from ansible_collections.aiplatform.ollama.plugins.module_utils.ollama_store import OllamaStore, descriptors
 from ansible_collections.aiplatform.ollama.plugins.module_utils.progress import ProgressFile
 from tests.bundle_tars import members_of, write_tar
+from tests.file_tree import tree
 from tests.module_runner import run_module
 
 MODEL = "localhost:5000/library/tiny:v1"
@@ -55,22 +56,6 @@ def seed(root: Path, name: str, *layers: bytes) -> dict:
         store.download_blob(digest, size, lambda offset, d=digest: (io.BytesIO(contents[d][offset:]), offset))
     store.write_manifest(ModelRef.parse(name), manifest)
     return manifest
-
-
-def tree(root: Path) -> list:
-    """Every entry under root with its type, size and content hash: what 'unchanged' compares."""
-    if not root.exists():
-        return []
-    out = []
-    for path in sorted(root.rglob("*")):
-        rel = str(path.relative_to(root))
-        if path.is_symlink():
-            out.append((rel, "link", os.readlink(path)))
-        elif path.is_dir():
-            out.append((rel, "dir"))
-        else:
-            out.append((rel, "file", hashlib.sha256(path.read_bytes()).hexdigest()))
-    return out
 
 
 @pytest.fixture
