@@ -30,7 +30,8 @@ _VOLATILE_SYSCTL = re.compile(
 
 
 def _lines(argv: list[str]) -> list[str]:
-    result = subprocess.run(argv, capture_output=True, text=True)
+    # a command that hangs fails the capture with its name (TimeoutExpired) rather than the test run
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=120)
     return result.stdout.splitlines() if result.returncode == 0 else []
 
 

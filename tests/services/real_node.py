@@ -444,8 +444,9 @@ def recover_abandoned_node() -> bool:
 
 
 def _kill_processes_naming(*paths: str) -> None:
-    """SIGKILL every process whose command line names one of paths, and wait until they are gone."""
-    needles = [path.encode() for path in paths]
+    """SIGKILL every process whose command line names one of paths or a path below it (not a sibling
+    that only starts alike: cluster1 is not cluster10), and wait until they are gone."""
+    needles = [path.rstrip("/").encode() + end for path in paths for end in (b"/", b"\0")]
 
     def naming() -> set[int]:
         found = set()
