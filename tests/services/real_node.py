@@ -72,6 +72,9 @@ RUNC = "/usr/sbin/runc"
 # who runs the node, what the host was before it started, where the node lives: written before the
 # node changes anything, removed once the host is restored
 OWNER_RECORD = Path(tempfile.gettempdir()) / "aipo-real-node.json"
+# set in the owner's environment before the cluster starts anything: every process it starts (the
+# control plane, Flux, nginx, the node's) carries it, and a recovery finds them by it
+OWNER_ENV = "AIPLATFORM_REAL_NODE_OWNER"
 
 
 def images_dir(cache: Path) -> Path:
@@ -411,9 +414,11 @@ def _process_start(pid: int) -> str | None:
 
 
 def _write_owner_record(node: RealNode) -> None:
-    record = {"pid": os.getpid(), "started": _process_start(os.getpid()), "workdir": str(node.workdir),
-              "cluster_workdir": str(node.cluster.workdir), "socket_dir": str(node.socket_dir),
-              "before": node.before.to_json()}
+    owner = f"{os.getpid()}:{_process_start(os.getpid())}"
+    os.environ[OWNER_ENV] = owner
+    record = {"pid": os.getpid(), "started": _process_start(os.getpid()), "owner": owner,
+              "workdir": str(node.workdir), "cluster_workdir": str(node.cluster.workdir),
+              "socket_dir": str(node.socket_dir), "before": node.before.to_json()}
     partial = OWNER_RECORD.with_suffix(".partial")
     partial.write_text(json.dumps(record))
     partial.replace(OWNER_RECORD)
@@ -422,10 +427,10 @@ def _write_owner_record(node: RealNode) -> None:
 def recover_abandoned_node() -> bool:
     """Restore the host a node left when its owner was killed; False when there was none.
 
-    Its owner's children outlive it (each runs in a session of its own): every process whose command
-    line names the node's cluster directory or containerd's socket directory is killed first, then
-    the node's stop runs as if its owner had run it. Raises when the owner still runs: two real nodes
-    cannot share the host's links."""
+    Its owner's children outlive it (each runs in a session of its own): the process group of every
+    process that carries the owner's OWNER_ENV, or whose command line names the node's cluster
+    directory or containerd's socket directory, is killed first, then the node's stop runs as if its
+    owner had run it. Raises when the owner still runs: two real nodes cannot share the host's links."""
     try:
         record = json.loads(OWNER_RECORD.read_text())
     except FileNotFoundError:
@@ -433,7 +438,7 @@ def recover_abandoned_node() -> bool:
     if _process_start(record["pid"]) == record["started"]:
         raise ServiceError(f"another test cluster with a real node is running (pid {record['pid']}, "
                            f"{record['workdir']}): wait for it to stop, or stop it, then run again")
-    _kill_processes_naming(record["cluster_workdir"], record["socket_dir"])
+    _kill_abandoned_processes(f"{OWNER_ENV}={record['owner']}", record["cluster_workdir"], record["socket_dir"])
     node = RealNode.abandoned(record)
     node._kill_shims_and_unmount()
     try:
@@ -443,27 +448,32 @@ def recover_abandoned_node() -> bool:
     return True
 
 
-def _kill_processes_naming(*paths: str) -> None:
-    """SIGKILL every process whose command line names one of paths or a path below it (not a sibling
-    that only starts alike: cluster1 is not cluster10), and wait until they are gone."""
+def _kill_abandoned_processes(marker: str, *paths: str) -> None:
+    """SIGKILL the process group of every process whose environment holds marker or whose command line
+    names one of paths or a path below it (not a sibling that only starts alike: cluster1 is not
+    cluster10), and wait until they are gone. Whole groups: an nginx worker renames itself and keeps no
+    environment of its own to read, but it stays in its master's group."""
     needles = [path.rstrip("/").encode() + end for path in paths for end in (b"/", b"\0")]
+    own_group = os.getpgrp()
 
-    def naming() -> set[int]:
-        found = set()
+    def abandoned() -> set[int]:
+        groups = set()
         for pid in filter(str.isdigit, os.listdir("/proc")):
             with contextlib.suppress(OSError):
-                if int(pid) != os.getpid() and any(n in Path(f"/proc/{pid}/cmdline").read_bytes() for n in needles):
-                    found.add(int(pid))
-        return found
+                environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+                if marker.encode() in environ or any(needle in cmdline for needle in needles):
+                    groups.add(os.getpgid(int(pid)))
+        return groups - {own_group}
 
     deadline = time.monotonic() + 20
-    while (pids := naming()) and time.monotonic() < deadline:
-        for pid in pids:
+    while (groups := abandoned()) and time.monotonic() < deadline:
+        for group in groups:
             with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, 9)
+                os.killpg(group, 9)
         time.sleep(0.2)
-    if pids:
-        raise ServiceError(f"processes of an abandoned real node outlived SIGKILL: {sorted(pids)}")
+    if groups:
+        raise ServiceError(f"process groups of an abandoned real node outlived SIGKILL: {sorted(groups)}")
 
 
 def _remove_cgroup(path: Path) -> None:

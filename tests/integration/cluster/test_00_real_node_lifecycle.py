@@ -50,14 +50,17 @@ def test_the_real_node_runs_a_pod_and_restores_the_host_when_it_stops(tmp_path):
     assert not real_node.OWNER_RECORD.exists()
 
 
-def _names_a_path(path: str) -> list[int]:
+def _processes(carrying: bytes = b"", naming: str = "") -> list[int]:
+    """The processes whose environment holds the entry carrying, or whose command line names naming."""
     found = []
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
-            if path.encode() in Path(f"/proc/{pid}/cmdline").read_bytes():
-                found.append(int(pid))
+            environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
         except OSError:
-            pass
+            continue
+        if (carrying and carrying in environ) or (naming and naming.encode() in cmdline):
+            found.append(int(pid))
     return found
 
 
@@ -91,7 +94,9 @@ def test_a_node_whose_owner_is_killed_is_restored_by_the_next_start():
         owner.wait(timeout=30)
         left = HostState.capture()
         assert {real_node.NODE_LINK, real_node.BRIDGE} <= left.links
-        assert _names_a_path(record["workdir"]), "the node's processes should outlive their owner"
+        marker = f"{real_node.OWNER_ENV}={record['owner']}".encode()
+        # the node's processes and the cluster's (Flux, nginx, ...) outlive their owner
+        assert _processes(naming=record["workdir"]) and len(_processes(carrying=marker)) > 5
 
         assert real_node.recover_abandoned_node() is True
     finally:
@@ -102,8 +107,8 @@ def test_a_node_whose_owner_is_killed_is_restored_by_the_next_start():
             shutil.rmtree(record["cluster_workdir"], ignore_errors=True)
 
     assert before.differences(HostState.capture()) == []
-    assert _names_a_path(record["workdir"]) == []
-    assert _names_a_path(record["socket_dir"]) == []
+    assert _processes(carrying=marker) == []
+    assert _processes(naming=record["workdir"]) == [] and _processes(naming=record["socket_dir"]) == []
     assert not real_node.OWNER_RECORD.exists()
     assert real_node.recover_abandoned_node() is False
 
