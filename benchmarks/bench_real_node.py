@@ -230,10 +230,10 @@ def run() -> dict[str, float]:
                     figures.update(_replicas(cluster, namespace, f"http://{service}:11434", served, store))
                     continue
                 seconds, pulled = [], []
+                cdn_log = registry.workdir / "cdn" / "access.log"
                 for _ in range(ROUNDS):
                     if not role_vars["ollama_flux_models_preseeded"]:
                         shutil.rmtree(store, ignore_errors=True)  # an empty claim again, for the chart's own pull
-                    cdn_log = registry.workdir / "cdn" / "access.log"
                     logged = cdn_log.stat().st_size if cdn_log.exists() else 0
                     # timed on this machine's clock from the install: a pod's creationTimestamp has whole seconds
                     installed = time.monotonic()

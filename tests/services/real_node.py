@@ -381,11 +381,7 @@ class RealNode:
             return pids
 
         deadline = time.monotonic() + 10
-        while (pids := members()) and time.monotonic() < deadline:
-            for pid in pids:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, 9)
-            time.sleep(0.2)
+        _sigkill_until_gone(members, os.kill, deadline)
         # a pod's veth goes with its network namespace, once the last process in it is gone
         while any(link.startswith("veth") for link in links() - before.links) and time.monotonic() < deadline:
             time.sleep(0.2)
@@ -413,12 +409,17 @@ def _process_start(pid: int) -> str | None:
     return stat.rsplit(")", 1)[1].split()[19]
 
 
+def _owner_mark(record: dict) -> str:
+    """The OWNER_ENV entry every process of the record's owner carries."""
+    return f"{OWNER_ENV}={record['pid']}:{record['started']}"
+
+
 def _write_owner_record(node: RealNode) -> None:
-    owner = f"{os.getpid()}:{_process_start(os.getpid())}"
-    os.environ[OWNER_ENV] = owner
-    record = {"pid": os.getpid(), "started": _process_start(os.getpid()), "owner": owner,
-              "workdir": str(node.workdir), "cluster_workdir": str(node.cluster.workdir),
-              "socket_dir": str(node.socket_dir), "before": node.before.to_json()}
+    record = {"pid": os.getpid(), "started": _process_start(os.getpid()), "workdir": str(node.workdir),
+              "cluster_workdir": str(node.cluster.workdir), "socket_dir": str(node.socket_dir),
+              "before": node.before.to_json()}
+    name, _, value = _owner_mark(record).partition("=")
+    os.environ[name] = value
     partial = OWNER_RECORD.with_suffix(".partial")
     partial.write_text(json.dumps(record))
     partial.replace(OWNER_RECORD)
@@ -438,7 +439,7 @@ def recover_abandoned_node() -> bool:
     if _process_start(record["pid"]) == record["started"]:
         raise ServiceError(f"another test cluster with a real node is running (pid {record['pid']}, "
                            f"{record['workdir']}): wait for it to stop, or stop it, then run again")
-    _kill_abandoned_processes(f"{OWNER_ENV}={record['owner']}", record["cluster_workdir"], record["socket_dir"])
+    _kill_abandoned_processes(_owner_mark(record), record["cluster_workdir"], record["socket_dir"])
     node = RealNode.abandoned(record)
     node._kill_shims_and_unmount()
     try:
@@ -466,14 +467,20 @@ def _kill_abandoned_processes(marker: str, *paths: str) -> None:
                     groups.add(os.getpgid(int(pid)))
         return groups - {own_group}
 
-    deadline = time.monotonic() + 20
-    while (groups := abandoned()) and time.monotonic() < deadline:
-        for group in groups:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(group, 9)
-        time.sleep(0.2)
+    groups = _sigkill_until_gone(abandoned, os.killpg, time.monotonic() + 20)
     if groups:
         raise ServiceError(f"process groups of an abandoned real node outlived SIGKILL: {sorted(groups)}")
+
+
+def _sigkill_until_gone(find, kill, deadline: float) -> set[int]:
+    """kill(each, SIGKILL) for what find() returns (pids, or process groups with os.killpg), again until
+    find() returns nothing or the monotonic deadline passes; what find() returned last."""
+    while (found := find()) and time.monotonic() < deadline:
+        for each in found:
+            with contextlib.suppress(ProcessLookupError):
+                kill(each, 9)
+        time.sleep(0.2)
+    return found
 
 
 def _remove_cgroup(path: Path) -> None:

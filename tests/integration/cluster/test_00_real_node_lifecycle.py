@@ -94,7 +94,7 @@ def test_a_node_whose_owner_is_killed_is_restored_by_the_next_start():
         owner.wait(timeout=30)
         left = HostState.capture()
         assert {real_node.NODE_LINK, real_node.BRIDGE} <= left.links
-        marker = f"{real_node.OWNER_ENV}={record['owner']}".encode()
+        marker = f"{real_node.OWNER_ENV}={owner.pid}:{record['started']}".encode()
         # the node's processes and the cluster's (Flux, nginx, ...) outlive their owner
         assert _processes(naming=record["workdir"]) and len(_processes(carrying=marker)) > 5
 
