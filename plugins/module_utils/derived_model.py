@@ -325,8 +325,7 @@ def derive(store, base_ref, base_manifest, parameters):
     where = f"{base_ref.short} in the store {store.root}"
     if base_manifest is None:
         raise DerivedModelError(
-            f"{base_ref.short} is not in the store {store.root} (no manifest at {store.manifest_path(base_ref)}): seed "
-            "it before deriving from it",
+            f"{store.absent_message(base_ref)}: seed it before deriving from it",
             kind="not_found", path=store.manifest_path(base_ref),
         )
     check_local_source(base_ref)

@@ -155,14 +155,10 @@ def from_store(path, ref):
         raise ModelInfoError(f"the model store {store.root} does not exist (path names the OLLAMA_MODELS directory)",
                              kind="not_found")
     try:
-        local = store.read_manifest(ref)
+        local = store.require_manifest(ref)
     except StoreError as err:
-        raise ModelInfoError(f"reading the manifest of {where}: {err}", kind="io") from err
-    if local is None:
-        raise ModelInfoError(
-            f"model {ref.short} is not in the store {store.root}: no manifest at {store.manifest_path(ref)}",
-            kind="not_found",
-        )
+        raise ModelInfoError(f"model {err}" if err.kind == "absent" else str(err),
+                             kind="not_found" if err.kind == "absent" else "io") from err
     layer = model_layer(local.manifest, where)
     try:
         blob = store.blob_path(layer["digest"])

@@ -60,7 +60,7 @@ _NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
 
 
 class StoreError(CollectionError):
-    """`kind` is one of digest, size, short, disk_full, corrupt, incomplete, io, locked."""
+    """`kind` is one of digest, size, short, disk_full, corrupt, incomplete, io, locked, absent."""
 
     def __init__(self, msg, kind="io", digest=None, found=None, path=None):
         super().__init__(msg, kind=kind, digest=digest, found=found, path=path)
@@ -195,6 +195,21 @@ class OllamaStore:
     def read_manifest(self, ref):
         """The model's manifest, or None when the store has none; StoreError(corrupt) when unreadable."""
         return self._read(self.manifest_path(ref))
+
+    def absent_message(self, ref):
+        """What every caller says of a model the store has no manifest of."""
+        return f"{ref.short} is not in the store {self.root} (no manifest at {self.manifest_path(ref)})"
+
+    def require_manifest(self, ref):
+        """The model's manifest; StoreError(absent) when the store has none, a read error naming the model."""
+        try:
+            local = self.read_manifest(ref)
+        except StoreError as err:
+            raise StoreError(f"reading the manifest of {ref.short} in {self.root}: {err}", kind=err.kind,
+                             path=err.path) from err
+        if local is None:
+            raise StoreError(self.absent_message(ref), kind="absent", path=self.manifest_path(ref))
+        return local
 
     def _read(self, path):
         try:

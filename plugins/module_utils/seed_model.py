@@ -9,6 +9,8 @@ in the task's result (`models`) and diff.
 
 from __future__ import annotations
 
+from ansible_collections.aiplatform.ollama.plugins.module_utils.progress import human_bytes
+
 
 class ModelSeed:
     """One model of the task: what the store has, what the registry has, what is done about it."""
@@ -61,6 +63,20 @@ class ModelSeed:
         if self.served:
             out.update(self.served.result())
         return out
+
+    def summary(self, check_mode):
+        """One line for a person: the model, what the store holds of it after the task, what was done."""
+        after = self.state(self.after)
+        if self.action == "none":
+            done = "already complete" if after else "not in the store"
+        else:
+            done = f"would be {self.action}" if check_mode else self.action
+        held = f"{after['digest']} ({human_bytes(after['size'])}), " if after else ""
+        line = f"{self.ref.short}: {held}{done}"
+        if self.served:
+            written = "would be written" if check_mode else "written"
+            line += f"; served as {self.served.ref.short}, {written if self.served.changed else 'in place'}"
+        return line
 
     def diff(self, where):
         header = f"{self.ref.short} in {where}"

@@ -38,6 +38,7 @@ from ansible_collections.aiplatform.ollama.plugins.module_utils.progress import 
     human_bytes,
 )
 from ansible_collections.aiplatform.ollama.plugins.module_utils.seed_model import ModelSeed
+from ansible_collections.aiplatform.ollama.plugins.module_utils.store_writers import describe, partial_writers
 
 # the order of significance of the actions, for the task's one `action` when it names several models
 _ACTIONS = ("removed", "repaired", "seeded")
@@ -94,7 +95,19 @@ class StoreSeeder:
         )
         if self.freed is not None:
             out["bytes_freed"] = self.freed
+        out["summary"] = [m.summary(self.module.check_mode) for m in self.models]
+        if self.params["state"] != "absent":
+            out["summary"].append(self.download_summary())
         return out
+
+    def download_summary(self):
+        moved = self.stats["bytes_transferred"]
+        if not moved:
+            return "nothing to download"
+        if self.module.check_mode:
+            return f"would download {human_bytes(moved)}"
+        return (f"downloaded {human_bytes(moved)} in {self.stats['seconds']} s "
+                f"({human_bytes(self.stats['bytes_per_second'])}/s)")
 
     def failed(self, err):
         """The result of a run that stopped on `err`, without its message."""
@@ -143,11 +156,23 @@ class StoreSeeder:
                 found, reason = self.store.unreferenced()
                 if reason:
                     raise SeedError(f"not pruning {self.store.root}: {reason}")
+                self.refuse_partial_writers()
                 removed, freed, _kept = self.store.prune([digest for digest, _size in found])
         else:
             removed, freed = [d for d, _s in found], sum(size for _d, size in found)
         return dict(changed=out["changed"] or bool(removed), blobs_pruned=removed,
                     bytes_freed=out.get("bytes_freed", 0) + freed)
+
+    def refuse_partial_writers(self):
+        """A pull in progress (a server's, which takes no store lock) has complete blobs no manifest names yet."""
+        writers = partial_writers(self.store.blobs_dir)
+        if writers:
+            raise SeedError(
+                f"not pruning {self.store.root}: a download is in progress ({describe(writers)}), and the blobs it "
+                "has completed are named by no manifest until it ends. Let it finish (or stop that server), then "
+                "run again; nothing was removed",
+                kind="busy", path=self.store.root,
+            )
 
     # -- reading ------------------------------------------------------------------------------
 
@@ -527,7 +552,7 @@ class StoreSeeder:
 
     def damage(self, model):
         if model.before is None:
-            return f"{model.ref.short} is not in the store {self.store.root} (no {model.manifest_path})"
+            return self.store.absent_message(model.ref)
         parts = []
         if model.missing:
             parts.append("missing: " + ", ".join(model.missing))

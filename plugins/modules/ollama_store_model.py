@@ -151,6 +151,10 @@ options:
       - Taken under the store lock, so it never runs while a seeder writes; the references are read again
         once the lock is held. Partial downloads stay, since a rerun of the seed resumes from them.
       - Refuses, removing nothing, when a manifest cannot be read, since the blobs it uses are then unknown.
+      - Refuses too (V(busy)), removing nothing, while another process holds one of the store's partial
+        downloads open - an Ollama server's pull, which takes no store lock, and whose completed blobs no
+        manifest names until it ends. As root every process is seen, as another user only its own; a pull that
+        starts once the prune has begun is not.
       - It removes blobs, never a manifest; a model a server still serves is one whose manifest stays. On a
         claim the O(state=absent) of a model that a pod serves is refused by the C(model_cache) role.
     type: bool
@@ -299,6 +303,16 @@ blobs_pruned:
   returned: with O(prune)
   type: list
   elements: str
+summary:
+  description:
+    - One line for each model (what the store holds of it and what was, or in check mode would be, done, with
+      its served model), then one for the download unless O(state=absent); what the model_cache role prints.
+  returned: always
+  type: list
+  elements: str
+  sample:
+    - "qwen2.5:0.5b: sha256:a3b1c9d0... (379.2 MiB), seeded; served as qwen2.5:0.5b-t4, written"
+    - downloaded 379.2 MiB in 3.2 s (118.5 MiB/s)
 bytes_transferred:
   description:
     - Bytes downloaded by this run (in check mode, that would be); blobs already in the store, and what an
@@ -316,7 +330,8 @@ bytes_per_second:
 error:
   description:
     - Why it failed - C(kind) (V(invalid_input) for an option, V(unwritable), V(disk_full), V(damaged), the
-      registry's kind such as V(not_found) or V(unreachable), or the store's such as V(digest), V(locked), V(io));
+      registry's kind such as V(not_found) or V(unreachable), or the store's such as V(digest), V(locked), V(io);
+      V(busy) for a prune during a server's pull);
       where known C(url) (no query), C(status), a C(body) excerpt and the subject (C(path), C(digest)).
   returned: failure
   type: dict

@@ -200,16 +200,15 @@ def plan_export(store_root, names):
     entries = []
     for ref in _parse_refs(names):
         try:
-            local = store.read_manifest(ref)
+            local = store.require_manifest(ref)
         except StoreError as err:
-            raise BundleError(f"reading the manifest of {ref.short} in {store.root}: {err}", kind="io") from None
-        if local is None:
+            if err.kind != "absent":
+                raise BundleError(str(err), kind="io") from None
             raise BundleError(
-                f"model {ref.short} is not in the store {store.root} (no {store.manifest_path(ref)}): seed it first "
-                "(ollama_store_model or ollama pull), export it from its registry (leave store unset) or check "
-                "the name",
+                f"model {err}: seed it first (ollama_store_model or ollama pull), export it from its registry "
+                "(leave store unset) or check the name",
                 kind="missing",
-            )
+            ) from None
         missing = store.missing(local.manifest)
         if missing:
             raise BundleError(

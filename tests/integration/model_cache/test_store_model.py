@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from ansible_collections.aiplatform.ollama.plugins.module_utils.ollama_registry import ollama_manifest_digest
+from ansible_collections.aiplatform.ollama.plugins.module_utils.progress import human_bytes
 from tests.services.ollama import OllamaServer
 from tests.services.process import free_port
 from tests.services.registry import MODEL_MEDIA_TYPE
@@ -55,6 +56,8 @@ def test_check_mode_reports_the_seed_and_writes_nothing(seeded, tiny_model):
     assert check["digest"] == ollama_manifest_digest(tiny_model.manifest)
     assert check["bytes_transferred"] == tiny_model.size
     assert check["diff"]["before"] == {} and check["diff"]["after"]["digest"] == check["digest"]
+    assert check["summary"] == [f"{check['name']}: {check['digest']} ({human_bytes(tiny_model.size)}), would be seeded",
+                                f"would download {human_bytes(tiny_model.size)}"]
     assert seeded["written_by_check"] == []
 
 
@@ -66,6 +69,9 @@ def test_seed_writes_the_ollama_layout(seeded, tiny_model):
     assert first["registry_digest"] == tiny_model.manifest_digest
     assert first["size"] == tiny_model.size == first["bytes_transferred"]
     assert first["bytes_per_second"] > 0
+    assert first["summary"][0].endswith("), seeded")
+    assert first["summary"][1] == (f"downloaded {human_bytes(tiny_model.size)} in {first['seconds']} s "
+                                   f"({human_bytes(first['bytes_per_second'])}/s)")
     host = tiny_model.ref.split("/", 1)[0]
     descriptors = [tiny_model.manifest["config"], *tiny_model.manifest["layers"]]
     blobs = {"blobs/" + d["digest"].replace(":", "-") for d in descriptors}
@@ -81,6 +87,7 @@ def test_second_seed_changes_nothing_and_asks_no_registry(seeded, seed_module, r
     again = seed_module(seeded["args"])
     assert not again["failed"] and not again["changed"], again
     assert again["bytes_transferred"] == 0 and again["digest"] == seeded["first"]["digest"]
+    assert again["summary"][0].endswith("), already complete") and again["summary"][1] == "nothing to download"
     assert not seed_module(seeded["args"], check_mode=True)["changed"]
     # a complete store is not compared with the registry, so a rerun works offline
     assert manifest_requests() == asked
@@ -108,9 +115,11 @@ def test_absent_removes_only_unshared_blobs(tmp_path, registry, model_factory, t
         assert seed_module(dict(name=ref, path=str(store), insecure=True))["changed"]
     check = seed_module(dict(name=other.ref, path=str(store), state="absent"), check_mode=True)
     assert check["changed"] and check["action"] == "removed"
+    assert check["summary"] == [f"{check['name']}: would be removed"]  # no download line for state absent
     assert len(files_under(store / "manifests")) == 2
     gone = seed_module(dict(name=other.ref, path=str(store), state="absent"))
     assert gone["changed"] and gone["digest"] == "" and gone["diff"]["after"] == {}
+    assert gone["summary"] == [f"{gone['name']}: removed"]
     shared = {d["digest"] for d in tiny_model.manifest["layers"]} & {d["digest"] for d in other.manifest["layers"]}
     assert shared and not set(gone["blobs_removed"]) & shared
     left = set(files_under(store))
@@ -120,7 +129,7 @@ def test_absent_removes_only_unshared_blobs(tmp_path, registry, model_factory, t
         assert "blobs/" + digest.replace(":", "-") in left
     assert seed_module(dict(name=tiny_model.ref, path=str(store), insecure=True))["changed"] is False
     again = seed_module(dict(name=other.ref, path=str(store), state="absent"))
-    assert not again["failed"] and not again["changed"]
+    assert not again["failed"] and not again["changed"] and again["summary"] == [f"{again['name']}: not in the store"]
 
 
 def test_unknown_model_fails_clearly_and_writes_nothing(tmp_path, registry, seed_module):

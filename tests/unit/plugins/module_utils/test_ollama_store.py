@@ -142,6 +142,20 @@ def test_unreadable_manifest_is_reported_as_corrupt(tmp_path):
     with pytest.raises(StoreError) as err:
         store.read_manifest(ref)
     assert err.value.kind == "corrupt"
+    # the callers' one reading names the model and keeps the kind
+    with pytest.raises(StoreError, match=f"reading the manifest of tiny:latest in {tmp_path}: {path} is not an"):
+        store.require_manifest(ref)
+
+
+def test_a_model_the_store_lacks_is_absent_with_the_manifest_path(tmp_path):
+    store, (one, m1), (_two, _m2) = two_models_sharing_a_layer(tmp_path)
+    assert store.require_manifest(one).manifest == m1
+    lacking = ModelRef.parse("nothere:v1")
+    with pytest.raises(StoreError) as err:
+        store.require_manifest(lacking)
+    assert err.value.kind == "absent" and err.value.path == store.manifest_path(lacking)
+    assert str(err.value) == store.absent_message(lacking) == (
+        f"nothere:v1 is not in the store {tmp_path} (no manifest at {store.manifest_path(lacking)})")
 
 
 @pytest.mark.parametrize("digest", ["sha256:" + "a" * 64 + "\n", "sha256:" + "a" * 63, "md5:" + "a" * 64, ""])
