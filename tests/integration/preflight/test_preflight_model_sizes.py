@@ -84,6 +84,19 @@ def test_a_fitting_model_passes_the_seed_sizes(work_tree_collections, tiny_model
     assert "FAILED" not in run.said and "ok: the models need" in run.said
 
 
+def test_a_claim_without_a_size_is_judged_at_the_size_model_cache_gives_it(work_tree_collections, qwen72b, tmp_path):
+    # the embedded default sets no size: a claim seeded by model_cache is its default size, which is judged
+    claim = run_playbook(work_tree_collections, "preflight.yml", "local",
+                         {**models(qwen72b.ref, tmp_path), "model_cache_target": "kubernetes"})
+    assert claim.returncode != 0
+    assert "short: the seed would stop with the volume full" in claim.said, claim.output[-4000:]
+    assert "is 5Gi (5.0 GiB)" in claim.said
+    # a store directory is no claim: the seeder checks its free space before it writes
+    directory = run_playbook(work_tree_collections, "preflight.yml", "local", models(qwen72b.ref, tmp_path))
+    assert "size is not known here, so it is not checked" in directory.said, directory.output[-4000:]
+    assert "volume full" not in directory.said
+
+
 def test_bad_input_is_named(work_tree_collections, registry, qwen72b, tmp_path):
     base = models(qwen72b.ref, tmp_path)
 
