@@ -1,5 +1,6 @@
-# Copyright: (c) 2025, AI Platform team
+# Copyright (c) aiplatform.ollama contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
 """A Kubernetes object name the roles write, checked to be a DNS label."""
 
 from __future__ import annotations

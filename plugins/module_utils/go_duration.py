@@ -1,5 +1,6 @@
-# Copyright: (c) 2025, AI Platform team
+# Copyright (c) aiplatform.ollama contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
 """Go/Flux durations (30m, 1h30m, 90s, 500ms) as seconds: how long Flux may take, for the waits."""
 
 from __future__ import annotations

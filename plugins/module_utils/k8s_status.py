@@ -1,5 +1,6 @@
-# Copyright: (c) 2025, AI Platform team
+# Copyright (c) aiplatform.ollama contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
 """Why a workload is not ready, read from the objects Kubernetes and Flux report.
 
 Given what a failed wait collected (a HelmRelease or a Job, the pods, the claims, the events), name

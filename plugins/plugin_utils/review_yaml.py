@@ -1,5 +1,6 @@
-# Copyright: (c) 2025, AI Platform team
+# Copyright (c) aiplatform.ollama contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
 """YAML for pull-request review: block style, no wrapping, multi-line strings as literal blocks.
 
 The dump is what ``to_nice_yaml(indent=2)`` gives (PyYAML's safe dumper, lists at their key's
