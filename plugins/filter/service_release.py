@@ -19,8 +19,8 @@ version_added: 1.2.0
 author: AI Platform team
 description:
   - From the version wanted, the versions the host holds and where its C(current) and C(previous) links
-    point, decides whether the release archive is downloaded and unpacked, whether C(current) flips and
-    what C(previous) becomes.
+    point, decides whether the release archive is downloaded and unpacked, whether C(current) flips,
+    what C(previous) becomes and which older releases are no longer needed.
   - Refuses, naming the variable and the fix, an archive without a sha256, a rollback with nothing to go
     back to and a second archive under an installed version's name.
 positional: _input
@@ -60,7 +60,8 @@ EXAMPLES = r"""
 RETURN = r"""
 _value:
   description:
-    - The plan - C(version), C(install), C(source), C(location), C(checksum), C(flip), C(previous), C(changed)
+    - The plan - C(version), C(install), C(source), C(location), C(checksum), C(flip), C(previous), C(obsolete)
+      (the installed versions neither C(current) nor C(previous) will point at; none on a rollback), C(changed)
       and C(message).
   type: dict
 """

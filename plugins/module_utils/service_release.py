@@ -85,7 +85,9 @@ def release_plan(version, rollback=False, current="", previous="", installed=Non
     `current` and `previous` are the versions the links point at ("" when missing), `installed` maps each
     complete version directory to the checksum recorded in it ("" when unknown), `archive` is
     {url, src, checksum} from the inventory. Returns {version, install, source, checksum, flip, previous,
-    changed, message}.
+    obsolete, changed, message}: `obsolete` lists the installed versions neither link will point at once the
+    run is done, which the role removes after the release serves. A rollback removes none, so the release it
+    left can be switched to again without a download.
     """
     installed = dict(installed or {})
     archive = dict(archive or {})
@@ -104,7 +106,7 @@ def release_plan(version, rollback=False, current="", previous="", installed=Non
         flip = current != previous
         return {"version": previous, "install": False, "source": None, "location": None,
                 "checksum": installed[previous],
-                "flip": flip, "previous": previous if flip else "", "changed": flip,
+                "flip": flip, "previous": previous if flip else "", "obsolete": [], "changed": flip,
                 "message": f"roll back from {current} to {previous}" if flip else f"already rolled back to {previous}"}
     version = version_name(version)
     given = any(str(archive.get(k) or "").strip() for k in ("url", "src", "checksum"))
@@ -121,6 +123,8 @@ def release_plan(version, rollback=False, current="", previous="", installed=Non
     install = version not in installed
     flip = current != version
     new_previous = current if flip and current else ""
+    kept = {version, new_previous if flip else previous}
+    obsolete = sorted(name for name in installed if name not in kept)
     if install:
         message = f"install {version}" + (f" (upgrade from {current})" if current else "")
     elif flip:
@@ -130,4 +134,5 @@ def release_plan(version, rollback=False, current="", previous="", installed=Non
     return {"version": version, "install": install, "source": source[0] if source else None,
             "location": source[1] if source else None,
             "checksum": source[2] if source else installed.get(version, ""),
-            "flip": flip, "previous": new_previous, "changed": install or flip, "message": message}
+            "flip": flip, "previous": new_previous, "obsolete": obsolete, "changed": install or flip or bool(obsolete),
+            "message": message + (f"; remove {', '.join(obsolete)} (neither current nor previous)" if obsolete else "")}

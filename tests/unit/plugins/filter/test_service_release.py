@@ -47,6 +47,23 @@ def test_a_rollback_flips_back_once_and_then_holds():
     assert not again["changed"]
 
 
+def test_the_releases_no_link_will_point_at_are_obsolete():
+    installed = {"0.17.0": SUM_A, "0.18.3": SUM_A, "0.19.0": SUM_B}
+    upgrade = service_release("0.20.0", current="0.19.0", previous="0.18.3", installed=installed,
+                              archive={"url": URL, "checksum": SUM_B})
+    assert upgrade["previous"] == "0.19.0" and upgrade["obsolete"] == ["0.17.0", "0.18.3"]
+    assert upgrade["message"] == ("install 0.20.0 (upgrade from 0.19.0); remove 0.17.0, 0.18.3 (neither current nor "
+                                  "previous)")
+    # a steady run removes what an earlier run left, and that alone is a change
+    steady = service_release("0.19.0", current="0.19.0", previous="0.18.3", installed=installed)
+    assert steady["obsolete"] == ["0.17.0"] and steady["changed"] and not steady["flip"]
+    assert not service_release("0.19.0", current="0.19.0", previous="0.18.3",
+                               installed={"0.18.3": SUM_A, "0.19.0": SUM_B})["changed"]
+    # a rollback keeps the release it leaves, to switch to again without a download
+    rollback = service_release("0.19.0", rollback=True, current="0.19.0", previous="0.18.3", installed=installed)
+    assert rollback["obsolete"] == []
+
+
 def test_a_rollback_without_a_previous_version_is_refused():
     with pytest.raises(AnsibleFilterError, match="ollama_service_rollback is true but there is no previous version"):
         service_release("0.18.3", rollback=True, current="0.18.3", installed={"0.18.3": SUM_A})
