@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 from ansible.errors import AnsibleFilterError
+from ansible.module_utils.parsing.convert_bool import boolean
 
 from ansible_collections.aiplatform.ollama.plugins.module_utils.service_release import (
     ServiceReleaseError,
@@ -47,6 +48,10 @@ options:
   archive:
     description: C(url), C(src) and C(checksum) of the release archive.
     type: dict
+  remove_obsolete:
+    description: List the installed versions no link will point at in C(obsolete), for removal.
+    type: bool
+    default: true
 """
 
 EXAMPLES = r"""
@@ -67,9 +72,11 @@ _value:
 """
 
 
-def service_release(version, rollback=False, current="", previous="", installed=None, archive=None):
+def service_release(version, rollback=False, current="", previous="", installed=None, archive=None,
+                    remove_obsolete=True):
     try:
-        return release_plan(version, rollback, current or "", previous or "", installed, archive)
+        return release_plan(version, rollback, current or "", previous or "", installed, archive,
+                            remove_obsolete=boolean(remove_obsolete))
     except ServiceReleaseError as exc:
         raise AnsibleFilterError(str(exc)) from exc
 

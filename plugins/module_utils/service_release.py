@@ -79,15 +79,16 @@ def archive_source(url="", src="", sha256=""):
     return ("url", url, digest) if url else ("src", src, digest)
 
 
-def release_plan(version, rollback=False, current="", previous="", installed=None, archive=None):
+def release_plan(version, rollback=False, current="", previous="", installed=None, archive=None,
+                 remove_obsolete=True):
     """What the install directory needs for this run.
 
     `current` and `previous` are the versions the links point at ("" when missing), `installed` maps each
     complete version directory to the checksum recorded in it ("" when unknown), `archive` is
     {url, src, checksum} from the inventory. Returns {version, install, source, checksum, flip, previous,
     obsolete, changed, message}: `obsolete` lists the installed versions neither link will point at once the
-    run is done, which the role removes after the release serves. A rollback removes none, so the release it
-    left can be switched to again without a download.
+    run is done, which the role removes after the release serves (none unless `remove_obsolete`). A rollback
+    removes none, so the release it left can be switched to again without a download.
     """
     installed = dict(installed or {})
     archive = dict(archive or {})
@@ -124,7 +125,7 @@ def release_plan(version, rollback=False, current="", previous="", installed=Non
     flip = current != version
     new_previous = current if flip and current else ""
     kept = {version, new_previous if flip else previous}
-    obsolete = sorted(name for name in installed if name not in kept)
+    obsolete = sorted(name for name in installed if name not in kept) if remove_obsolete else []
     if install:
         message = f"install {version}" + (f" (upgrade from {current})" if current else "")
     elif flip:

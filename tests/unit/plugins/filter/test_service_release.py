@@ -62,6 +62,9 @@ def test_the_releases_no_link_will_point_at_are_obsolete():
     # a rollback keeps the release it leaves, to switch to again without a download
     rollback = service_release("0.19.0", rollback=True, current="0.19.0", previous="0.18.3", installed=installed)
     assert rollback["obsolete"] == []
+    # told to keep them: none listed, none said, and a steady run is no change
+    kept = service_release("0.19.0", current="0.19.0", previous="0.18.3", installed=installed, remove_obsolete="no")
+    assert kept["obsolete"] == [] and not kept["changed"] and kept["message"] == "0.19.0 is installed and current"
 
 
 def test_a_rollback_without_a_previous_version_is_refused():
