@@ -223,9 +223,9 @@ def run() -> dict[str, float]:
                                                      "ollama_flux_release_name": "ollama"}, env=env)
                 values = work / f"{case}-values.json"
                 values.write_text(json.dumps(release["spec"]["values"]))
+                install = [helm, "install", "ollama", str(chart_dir()), "-n", namespace, "-f", str(values)]
                 if case == "replicas":
-                    subprocess.run([helm, "install", "ollama", str(chart_dir()), "-n", namespace, "-f", str(values)],
-                                   check=True, capture_output=True, env=helm_env)
+                    subprocess.run(install, check=True, capture_output=True, env=helm_env)
                     service = cluster.get("v1", "Service", "ollama", namespace)["spec"]["clusterIP"]
                     figures.update(_replicas(cluster, namespace, f"http://{service}:11434", served, store))
                     continue
@@ -237,8 +237,7 @@ def run() -> dict[str, float]:
                     logged = cdn_log.stat().st_size if cdn_log.exists() else 0
                     # timed on this machine's clock from the install: a pod's creationTimestamp has whole seconds
                     installed = time.monotonic()
-                    subprocess.run([helm, "install", "ollama", str(chart_dir()), "-n", namespace, "-f", str(values)],
-                                   check=True, capture_output=True, env=helm_env)
+                    subprocess.run(install, check=True, capture_output=True, env=helm_env)
                     ip = cluster.wait_for(f"{case} pod Ready and serving {served}",
                                           lambda ns=namespace, m=served: _pod_serving(cluster, ns, m), timeout=600)
                     seconds.append(time.monotonic() - installed)

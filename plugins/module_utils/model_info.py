@@ -157,8 +157,9 @@ def from_store(path, ref):
     try:
         local = store.require_manifest(ref)
     except StoreError as err:
-        raise ModelInfoError(f"model {err}" if err.kind == "absent" else str(err),
-                             kind="not_found" if err.kind == "absent" else "io") from err
+        if err.kind == "absent":
+            raise ModelInfoError(f"model {err}", kind="not_found") from err
+        raise ModelInfoError(str(err), kind="io") from err
     layer = model_layer(local.manifest, where)
     try:
         blob = store.blob_path(layer["digest"])
